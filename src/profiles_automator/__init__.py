@@ -1,0 +1,1 @@
+"""Keep Kubeflow Profiles and contributors identical to a PMR kept in git."""
