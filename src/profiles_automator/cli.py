@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from .cluster import ClusterError
+from .engine import (
+    SyncReport,
+    SyncSettings,
+    delete_stale_profiles,
+    plan_sync,
+    stale_profiles,
+    sync,
+)
+from .kfam import (
+    DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
+    DEFAULT_KFP_UI_PRINCIPAL,
+    DEFAULT_USERID_HEADER,
+    AccessPolicyOptions,
+)
 from .loader import LoadResult, load_pmr, read_paths
+from .planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
 from .problems import PMRInvalidError
 from .schema import schema_text
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_CHANGES = 2  # `pmr plan`: there is something to do (like `terraform plan -detailed-exitcode`)
+EXIT_HELD = 3  # `pmr sync`: done, but the safety guard held deletions back
+
+_SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
 
 def _split(value: str) -> list[str]:
@@ -49,6 +73,146 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@dataclass(frozen=True)
+class LoadedPMR:
+    """A validated PMR and the revision it was read at (a SHA when fetched)."""
+
+    result: LoadResult
+    revision: str | None
+    description: str
+
+
+def _read_pmr(args: argparse.Namespace) -> LoadedPMR:
+    result = _load(args)
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
+    return LoadedPMR(result, None, ", ".join(args.paths))
+
+
+def _settings(args: argparse.Namespace) -> SyncSettings:
+    return SyncSettings(
+        cluster_name=args.cluster_name,
+        access=AccessPolicyOptions(
+            ingress_gateway_principal=args.istio_ingressgateway_principal,
+            kfp_ui_principal=args.kfp_ui_principal,
+            additional_principals=tuple(args.additional_principals),
+            userid_header=args.userid_header,
+            userid_prefix=args.userid_prefix,
+        ),
+        options=PlanOptions(
+            ignored_profiles=tuple(args.ignored_profiles),
+            revoke_stale_access=args.revoke_stale_access,
+            max_revocations=args.max_revocations,
+            force=getattr(args, "force", False),
+        ),
+        protected_namespaces=tuple(args.protected_namespaces),
+        workers=args.workers,
+    )
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """A lightkube client: --kubeconfig, else in-cluster, else KUBECONFIG or ~/.kube/config."""
+    from lightkube import Client, KubeConfig
+
+    from .kfam import MANAGER_NAME
+
+    config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
+    return Client(config=config, context=args.context, field_manager=MANAGER_NAME)
+
+
+def _change_line(change: Change) -> str:
+    return f"  {_SYMBOLS[change.action]:>3} {change}"
+
+
+def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) -> None:
+    if args.output == "json":
+        print(json.dumps(report.to_json(), indent=2))
+        return
+    plan = report.plan
+    print(heading)
+    for change in plan.changes:
+        print(_change_line(change))
+    if not plan.changes:
+        print("  no changes: the cluster matches the PMR")
+    if plan.stale_profiles:
+        print(
+            f"Stale profiles (in the cluster, not in the PMR; never deleted by a sync): "
+            f"{', '.join(plan.stale_profiles)}"
+        )
+    if report.pending:
+        print(
+            "Pending (the profile controller has not created the namespace yet; the next "
+            f"run finishes them): {', '.join(report.pending)}"
+        )
+    if plan.held:
+        print(f"Held back: {plan.hold_reason}. Review, then run `pmr sync --force` to apply:")
+        for change in plan.held:
+            print(_change_line(change))
+    for failure in report.failures:
+        print(f"  failed: {failure}")
+    counts = report.counts()
+    verb = "Plan" if report.dry_run else "Applied"
+    summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n) or "nothing"
+    print(f"{verb}: {summary}.")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Show what a sync would change; exit 2 when there is something to do."""
+    loaded = _read_pmr(args)
+    plan, _ = plan_sync(_client(args), loaded.result.pmr, _settings(args))
+    report = SyncReport(plan, pending=plan.pending, revision=loaded.revision, dry_run=True)
+    _print_report(report, args, f"Plan for {loaded.description}:")
+    return EXIT_OK if plan.is_empty else EXIT_CHANGES
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Apply the plan; exit 1 when anything failed, 3 when deletions were held."""
+    loaded = _read_pmr(args)
+    report = sync(
+        _client(args),
+        loaded.result.pmr,
+        _settings(args),
+        dry_run=args.dry_run,
+        revision=loaded.revision,
+    )
+    _print_report(report, args, f"Sync of {loaded.description}:")
+    if report.failures:
+        return EXIT_ERROR
+    return EXIT_HELD if report.plan.held else EXIT_OK
+
+
+def cmd_stale(args: argparse.Namespace) -> int:
+    """List stale profiles, or delete them when asked explicitly."""
+    loaded = _read_pmr(args)
+    client, settings = _client(args), _settings(args)
+    if args.delete is None and not args.all:
+        stale = stale_profiles(client, loaded.result.pmr, settings)
+        if args.output == "json":
+            print(json.dumps([s.__dict__ for s in stale], indent=2))
+        else:
+            for profile in stale:
+                print(profile)
+            print(f"{len(stale)} stale profiles", file=sys.stderr)
+        return EXIT_OK
+    if not args.yes:
+        print(
+            "deleting a Profile deletes its namespace and all data in it; add --yes to confirm",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    names = None if args.all else args.delete
+    outcome = delete_stale_profiles(client, loaded.result.pmr, settings, names)
+    for name in outcome.deleted:
+        print(f"deleted Profile {name}")
+    for name, why in outcome.refused.items():
+        print(f"refused {name}: {why}", file=sys.stderr)
+    for failure in outcome.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if not outcome.deleted and not outcome.failures and not outcome.refused:
+        print("no stale profiles to delete", file=sys.stderr)
+    return EXIT_ERROR if outcome.failures or outcome.refused else EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema, e.g. to save it next to the PMR for editors."""
     sys.stdout.write(schema_text())
@@ -70,6 +234,36 @@ def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)"
+    )
+    parser.add_argument("--context", help="kubeconfig context to use")
+    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--istio-ingressgateway-principal", default=DEFAULT_INGRESS_GATEWAY_PRINCIPAL
+    )
+    parser.add_argument("--kfp-ui-principal", default=DEFAULT_KFP_UI_PRINCIPAL)
+    parser.add_argument("--additional-principals", type=_split, default=[], metavar="A,B")
+    parser.add_argument("--userid-header", default=DEFAULT_USERID_HEADER)
+    parser.add_argument("--userid-prefix", default="")
+    parser.add_argument(
+        "--ignored-profiles",
+        type=_split,
+        default=[],
+        metavar="A,B*",
+        help="profile names or globs never treated as stale",
+    )
+    parser.add_argument(
+        "--no-revoke-stale-access",
+        dest="revoke_stale_access",
+        action="store_false",
+        help="keep contributors' access to stale profiles",
+    )
+    parser.add_argument("--max-revocations", type=int, default=DEFAULT_MAX_REVOCATIONS)
+    parser.add_argument("--workers", type=int, default=8, help="concurrent API writes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, separate so tests and docs can inspect it."""
     parser = argparse.ArgumentParser(
@@ -81,6 +275,36 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="+", metavar="PATH")
     _common_pmr_options(validate)
     validate.set_defaults(func=cmd_validate)
+
+    plan = commands.add_parser("plan", help="show what a sync would change (exit 2: changes)")
+    plan.add_argument("paths", nargs="+", metavar="PATH")
+    _common_pmr_options(plan)
+    _cluster_options(plan)
+    plan.set_defaults(func=cmd_plan)
+
+    sync_cmd = commands.add_parser("sync", help="make the cluster match the PMR")
+    sync_cmd.add_argument("paths", nargs="+", metavar="PATH")
+    _common_pmr_options(sync_cmd)
+    _cluster_options(sync_cmd)
+    sync_cmd.add_argument("--dry-run", action="store_true", help="plan and report only")
+    sync_cmd.add_argument(
+        "--force", action="store_true", help="lift the safety guard for this run"
+    )
+    sync_cmd.set_defaults(func=cmd_sync)
+
+    stale = commands.add_parser("stale", help="list (or delete) profiles not in the PMR")
+    stale.add_argument("paths", nargs="+", metavar="PATH")
+    _common_pmr_options(stale)
+    _cluster_options(stale)
+    which = stale.add_mutually_exclusive_group()
+    which.add_argument(
+        "--delete", type=_split, metavar="NAME[,NAME]", help="delete these stale Profiles"
+    )
+    which.add_argument("--all", action="store_true", help="delete every stale Profile")
+    stale.add_argument(
+        "--yes", action="store_true", help="confirm deletion (it destroys user data)"
+    )
+    stale.set_defaults(func=cmd_stale)
 
     schema = commands.add_parser("schema", help="print the PMR JSON Schema")
     schema.set_defaults(func=cmd_schema)
@@ -94,4 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
-    return args.func(args)
+    try:
+        return args.func(args)
+    except PMRInvalidError as exc:
+        for line in [*map(str, exc.warnings), *exc.lines()]:
+            print(line, file=sys.stderr)
+        print("PMR is invalid: nothing was changed", file=sys.stderr)
+        return EXIT_INVALID
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR

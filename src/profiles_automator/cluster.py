@@ -1,0 +1,248 @@
+"""The imperative shell's Kubernetes side: observe with a few lists, apply a plan.
+
+Everything here is I/O through lightkube; every decision was made by the planner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from lightkube import ALL_NS, ApiError, Client
+from lightkube.core import generic_client
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
+from lightkube.types import PatchType
+
+from .kfam import MANAGER_NAME
+from .planner import Change
+from .state import Obj, ObservedState
+
+log = logging.getLogger(__name__)
+
+Profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+AuthorizationPolicy = create_namespaced_resource(
+    "security.istio.io", "v1beta1", "AuthorizationPolicy", "authorizationpolicies"
+)
+RESOURCES: dict[str, Any] = {
+    "Profile": Profile,
+    "Namespace": Namespace,
+    "RoleBinding": RoleBinding,
+    "AuthorizationPolicy": AuthorizationPolicy,
+}
+_CRD_HINTS = {
+    "Profile": "Profile CRD not found: is Kubeflow's profile controller deployed?",
+    "AuthorizationPolicy": "AuthorizationPolicy CRD not found: is Istio deployed?",
+}
+_PLURALS = {
+    "Profile": "profiles.kubeflow.org",
+    "Namespace": "namespaces",
+    "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
+    "AuthorizationPolicy": "authorizationpolicies.security.istio.io",
+}
+
+# lightkube re-exports whichever httpx flavour it was built on; catch that one.
+_HTTPX: Any = getattr(generic_client, "httpx")  # noqa: B009 - not in its __all__
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.TransportError,)
+HTTP_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.HTTPError,)
+RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+LIST_PAGE_SIZE = 500
+
+
+class ClusterError(Exception):
+    """The cluster cannot be read or written at all; says what to do about it."""
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, ApiError):
+        return exc.status.code
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return exc.status.message or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
+    """Turn a failed call into the sentence an admin needs."""
+    status = _status(exc)
+    if status == 404 and kind in _CRD_HINTS:
+        return ClusterError(_CRD_HINTS[kind])
+    if status in (401, 403):
+        return ClusterError(
+            f"missing permissions to {verb} {_PLURALS[kind]}: deploy with --trust "
+            f"(or run `juju trust APP --scope=cluster`); the API said: {_message(exc)}"
+        )
+    if isinstance(exc, TRANSPORT_ERRORS):
+        return ClusterError(f"cannot reach the Kubernetes API to {verb} {_PLURALS[kind]}: {exc}")
+    return ClusterError(f"cannot {verb} {_PLURALS[kind]} (HTTP {status}): {_message(exc)}")
+
+
+def _list(client: Client, kind: str, **kwargs: Any) -> list[Obj]:
+    resource = RESOURCES[kind]
+    try:
+        items = client.list(resource, chunk_size=LIST_PAGE_SIZE, **kwargs)
+        return [item if isinstance(item, dict) else item.to_dict() for item in items]
+    except HTTP_ERRORS as exc:
+        raise diagnose(kind, "list", exc) from exc
+
+
+def observe(client: Client) -> ObservedState:
+    """Four cluster-wide paginated lists, whatever the number of profiles."""
+    return ObservedState.from_lists(
+        profiles=_list(client, "Profile"),
+        namespaces=_list(client, "Namespace"),
+        role_bindings=_list(client, "RoleBinding", namespace=ALL_NS),
+        authorization_policies=_list(client, "AuthorizationPolicy", namespace=ALL_NS),
+    )
+
+
+def list_profiles(client: Client) -> list[Obj]:
+    """Profiles only (stale listing needs nothing else)."""
+    return _list(client, "Profile")
+
+
+def list_namespace_names(client: Client) -> set[str]:
+    """One more list, to see which namespaces the profile controller has made since."""
+    return {n["metadata"]["name"] for n in _list(client, "Namespace")}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A change that did not go through, with what the API said."""
+
+    change: Change
+    status: int | None
+    message: str
+
+    def __str__(self) -> str:
+        code = f"HTTP {self.status}" if self.status else "no response"
+        return f"{self.change.action} {self.change.ident}: {code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries so one hook never runs for long."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        """Exponential backoff, honouring a server's Retry-After when it is short."""
+        response = getattr(exc, "response", None)
+        retry_after = getattr(response, "headers", {}).get("Retry-After") if response else None
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), self.max_delay)
+        return min(self.base_delay * 2**attempt, self.max_delay)
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSPORT_ERRORS) or _status(exc) in RETRYABLE_STATUS
+
+
+def _delete(client: Client, change: Change) -> None:
+    try:
+        client.delete(RESOURCES[change.kind], change.name, namespace=change.namespace)
+    except ApiError as exc:
+        if exc.status.code != 404:  # already gone is what we wanted
+            raise
+
+
+def _apply(client: Client, change: Change) -> None:
+    resource = RESOURCES[change.kind]
+    if change.remove_paths:
+        ops = [{"op": "remove", "path": p} for p in change.remove_paths]
+        try:
+            client.patch(
+                resource,
+                change.name,
+                ops,
+                namespace=change.namespace,
+                patch_type=PatchType.JSON,
+                field_manager=MANAGER_NAME,
+            )
+        except ApiError as exc:
+            if exc.status.code not in (404, 422):  # field or object already gone
+                raise
+    client.patch(
+        resource,
+        change.name,
+        change.body,
+        namespace=change.namespace,
+        patch_type=PatchType.APPLY,
+        field_manager=MANAGER_NAME,
+        force=True,
+    )
+
+
+def execute(client: Client, change: Change) -> None:
+    """One change, as the API needs it: SSA for writes, delete+create for replaces."""
+    if change.action in ("delete", "replace"):
+        _delete(client, change)
+    if change.action != "delete":
+        _apply(client, change)
+
+
+def _attempt(
+    client: Client, change: Change, retry: RetryPolicy, sleep: Callable[[float], None]
+) -> Failure | None:
+    for attempt in range(retry.attempts):
+        try:
+            execute(client, change)
+            return None
+        except HTTP_ERRORS as exc:
+            if attempt + 1 < retry.attempts and _retryable(exc):
+                log.info("retrying %s after %s", change.ident, _message(exc))
+                sleep(retry.delay(attempt, exc))
+                continue
+            log.warning("failed: %s: %s", change, _message(exc))
+            return Failure(change, _status(exc), _message(exc))
+    return None  # pragma: no cover - the loop always returns
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What went through and what did not."""
+
+    applied: tuple[Change, ...]
+    failures: tuple[Failure, ...]
+
+
+def apply_changes(
+    client: Client,
+    changes: Sequence[Change],
+    *,
+    workers: int = 8,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ApplyResult:
+    """Apply phase by phase; within a phase concurrently, each change isolated."""
+    retry = retry or RetryPolicy()
+    applied: list[Change] = []
+    failures: list[Failure] = []
+    phases = sorted({c.phase for c in changes})
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for phase in phases:
+            batch = [c for c in changes if c.phase == phase]
+            outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep)), batch)
+            for change, failure in outcomes:
+                if failure is None:
+                    applied.append(change)
+                else:
+                    failures.append(failure)
+    return ApplyResult(tuple(applied), tuple(failures))
+
+
+def delete_profiles(client: Client, names: Iterable[str]) -> ApplyResult:
+    """Delete Profile objects (Kubeflow then deletes their namespaces and data)."""
+    changes = [Change("delete", "Profile", n, "stale profile deleted by an admin") for n in names]
+    return apply_changes(client, changes)

@@ -1,0 +1,101 @@
+"""Desired and observed cluster state as plain Kubernetes objects (dicts).
+
+Both sides use the same shape so the planner is a pure comparison of data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kfam import (
+    AccessPolicyOptions,
+    authorization_policy,
+    kfam_identity,
+    profile_object,
+    role_binding,
+)
+from .model import PMR
+
+Obj = dict[str, Any]
+NamespacedKey = tuple[str, str]  # (namespace, name)
+
+
+def _frozen_map(items: Mapping[Any, Obj] | None = None) -> Mapping[Any, Obj]:
+    return dict(items or {})
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """What the PMR says this cluster must contain."""
+
+    profiles: Mapping[str, Obj] = field(default_factory=_frozen_map)
+    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    """What a handful of cluster-wide lists returned."""
+
+    profiles: Mapping[str, Obj] = field(default_factory=_frozen_map)
+    namespaces: Mapping[str, Obj] = field(default_factory=_frozen_map)
+    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+
+    @classmethod
+    def from_lists(
+        cls,
+        *,
+        profiles: Iterable[Obj] = (),
+        namespaces: Iterable[Obj] = (),
+        role_bindings: Iterable[Obj] = (),
+        authorization_policies: Iterable[Obj] = (),
+    ) -> ObservedState:
+        """Index list results by name; RoleBindings and policies only where KFAM-relevant."""
+        return cls(
+            profiles={_name(p): p for p in profiles},
+            namespaces={_name(n): n for n in namespaces},
+            role_bindings={_key(o): o for o in role_bindings},
+            authorization_policies={_key(o): o for o in authorization_policies},
+        )
+
+    def contributor_objects(
+        self, namespace: str
+    ) -> tuple[dict[NamespacedKey, Obj], dict[NamespacedKey, Obj]]:
+        """KFAM-annotated RoleBindings and policies in one namespace (owner's excluded)."""
+        return (
+            _kfam_in(self.role_bindings, namespace),
+            _kfam_in(self.authorization_policies, namespace),
+        )
+
+
+def _kfam_in(objects: Mapping[NamespacedKey, Obj], namespace: str) -> dict[NamespacedKey, Obj]:
+    return {k: o for k, o in objects.items() if k[0] == namespace and kfam_identity(o)}
+
+
+def _name(obj: Obj) -> str:
+    return obj["metadata"]["name"]
+
+
+def _key(obj: Obj) -> NamespacedKey:
+    meta = obj["metadata"]
+    return meta.get("namespace", ""), meta["name"]
+
+
+def desired_state(
+    pmr: PMR, *, cluster_name: str | None, access: AccessPolicyOptions
+) -> DesiredState:
+    """The Profiles, RoleBindings and AuthorizationPolicies the PMR asks of this cluster."""
+    profiles: dict[str, Obj] = {}
+    bindings: dict[NamespacedKey, Obj] = {}
+    policies: dict[NamespacedKey, Obj] = {}
+    for profile in pmr.for_cluster(cluster_name):
+        profiles[profile.name] = profile_object(profile)
+        for contributor in profile.contributors:
+            rb = role_binding(profile.name, contributor.name, contributor.role)
+            bindings[_key(rb)] = rb
+            ap = authorization_policy(profile.name, contributor.name, contributor.role, access)
+            policies[_key(ap)] = ap
+    return DesiredState(profiles, bindings, policies)
