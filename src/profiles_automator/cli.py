@@ -117,7 +117,10 @@ def _client(args: argparse.Namespace) -> Any:
     from .kfam import MANAGER_NAME
 
     config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
-    return Client(config=config, context=args.context, field_manager=MANAGER_NAME)
+    chosen = config.get(context_name=args.context) if args.context else config
+    if chosen is None:
+        raise ClusterError(f"context {args.context!r} is not in the kubeconfig")
+    return Client(config=chosen, field_manager=MANAGER_NAME)
 
 
 def _change_line(change: Change) -> str:
