@@ -157,15 +157,26 @@ def _describe_owner(owner: Mapping[str, Any]) -> str:
 
 
 def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Change]:
-    """Create or update one Profile, with the owner-change workaround when needed."""
-    current = observed.profiles.get(name)
+    """Create or update one Profile, re-owning its namespace when the owner differs."""
+    want = _profile_spec(desired)
+    changes = _profile_change(name, desired, want, observed.profiles.get(name))
+    namespace = observed.namespaces.get(name)
+    new_owner = want["owner"].get("name")
+    if namespace is not None and owner_of_namespace(namespace) != new_owner:
+        changes.extend(_reown_namespace(name, new_owner))
+    return changes
+
+
+def _profile_change(
+    name: str, desired: Obj, want: dict[str, Any], current: Obj | None
+) -> list[Change]:
     if current is None:
         return [
             Change(
                 "create", "Profile", name, "not in the cluster", body=desired, phase=PHASE_PROFILE
             )
         ]
-    want, have = _profile_spec(desired), _profile_spec(current)
+    have = _profile_spec(current)
     reasons = _missing_metadata(desired, current)
     if want["owner"] != have["owner"]:
         reasons.append(
@@ -177,7 +188,7 @@ def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Chang
         reasons.append("plugins differ")
     if not reasons:
         return []
-    changes = [
+    return [
         Change(
             "update",
             "Profile",
@@ -188,11 +199,6 @@ def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Chang
             phase=PHASE_PROFILE,
         )
     ]
-    namespace = observed.namespaces.get(name)
-    new_owner = want["owner"].get("name")
-    if namespace is not None and owner_of_namespace(namespace) != new_owner:
-        changes.extend(_reown_namespace(name, new_owner))
-    return changes
 
 
 def _reown_namespace(name: str, owner: str) -> list[Change]:

@@ -1,0 +1,71 @@
+"""Small builders for PMR models and cluster objects, shared by the core tests."""
+
+from __future__ import annotations
+
+from profiles_automator.kfam import (
+    AccessPolicyOptions,
+    authorization_policy,
+    binding_name,
+    role_binding,
+)
+from profiles_automator.model import PMR, Contributor, Owner, Profile, Role, freeze
+from profiles_automator.state import DesiredState, desired_state
+
+ACCESS = AccessPolicyOptions()
+
+
+def profile(
+    name: str,
+    owner: str = "owner@example.com",
+    contributors: dict[str, str] | None = None,
+    hard: dict[str, str] | None = None,
+    clusters: tuple[str, ...] | None = None,
+) -> Profile:
+    return Profile(
+        name=name,
+        owner=Owner("User", owner),
+        contributors=tuple(
+            Contributor(user, Role(role)) for user, role in sorted((contributors or {}).items())
+        ),
+        resources=freeze({"hard": hard} if hard else {}),
+        clusters=clusters,
+    )
+
+
+def pmr(*profiles: Profile) -> PMR:
+    return PMR(tuple(profiles))
+
+
+def desired(*profiles: Profile, cluster: str | None = None) -> DesiredState:
+    return desired_state(pmr(*profiles), cluster_name=cluster, access=ACCESS)
+
+
+def namespace(name: str, owner: str = "owner@example.com") -> dict:
+    return {"metadata": {"name": name, "annotations": {"owner": owner}}}
+
+
+def kfam_binding(ns: str, user: str, role: str, *, labelled: bool = False) -> dict:
+    """A RoleBinding as KFAM itself makes it (no managed-by label unless asked)."""
+    obj = role_binding(ns, user, Role(role))
+    if not labelled:
+        del obj["metadata"]["labels"]
+    return obj
+
+
+def kfam_policy(ns: str, user: str, role: str, *, labelled: bool = False) -> dict:
+    obj = authorization_policy(ns, user, Role(role), ACCESS)
+    if not labelled:
+        del obj["metadata"]["labels"]
+    return obj
+
+
+__all__ = [
+    "ACCESS",
+    "binding_name",
+    "desired",
+    "kfam_binding",
+    "kfam_policy",
+    "namespace",
+    "pmr",
+    "profile",
+]
