@@ -43,6 +43,10 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _load(args: argparse.Namespace) -> LoadResult:
     return load_pmr(read_paths(args.paths), protected_namespaces=args.protected_namespaces)
 
@@ -60,14 +64,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(warning, file=sys.stderr)
     profiles = result.pmr.profiles
-    here = result.pmr.for_cluster(args.cluster_name)
     scope = ""
     if args.cluster_name is not None:
-        scope = f", {len(here)} for cluster {args.cluster_name!r}"
+        profiles = result.pmr.for_cluster(args.cluster_name)
+        scope = f" for cluster {args.cluster_name!r}"
+    contributors = sum(len(p.contributors) for p in profiles)
     print(
-        f"PMR is valid: {len(profiles)} profiles{scope}, "
-        f"{sum(len(p.contributors) for p in here)} contributors, "
-        f"{len(result.warnings)} warnings",
+        f"PMR is valid: {_count(len(profiles), 'profile')}{scope}, "
+        f"{_count(contributors, 'contributor')}, {_count(len(result.warnings), 'warning')}",
         file=sys.stderr,
     )
     return EXIT_OK

@@ -132,6 +132,7 @@ class _Loader:
         self.used_groups: set[str] = set()
         self.defaults: _Entry | None = None
         self.profiles: list[_Entry] = []
+        self.files: list[str] = []
 
     def error(self, location: Location, path: str, message: str) -> None:
         self.errors.append(Problem(location, path, message))
@@ -142,6 +143,7 @@ class _Loader:
     # -- merging files -------------------------------------------------------
 
     def add_file(self, parsed: ParsedYAML) -> None:
+        self.files.append(parsed.file)
         data = parsed.data
         for name, group in (data.get("groups") or {}).items():
             entry = _Entry(parsed, ("groups", name), group)
@@ -192,8 +194,7 @@ class _Loader:
             if name not in self.used_groups:
                 self.warn(entry.at(key=True), entry.name(), f"group {name!r} is not used")
         groups = {n: tuple(dict.fromkeys(e.value["members"])) for n, e in self.groups.items()}
-        files = tuple(dict.fromkeys(e.parsed.file for e in self.profiles))
-        return PMR(tuple(profiles), MappingProxyType(groups), files)
+        return PMR(tuple(profiles), MappingProxyType(groups), tuple(self.files))
 
     def profile(self, entry: _Entry) -> Profile | None:
         value = entry.value
@@ -270,7 +271,7 @@ class _Loader:
 
     def expand(self, item: _Entry) -> list[tuple[str, Origin]]:
         if "name" in item.value:
-            return [(item.value["name"], Origin(item.location, item.name()))]
+            return [(item.value["name"], Origin(item.at("name"), item.name("name")))]
         group = item.value["group"]
         if group not in self.groups:
             hint = difflib.get_close_matches(group, list(self.groups), n=1)
@@ -292,16 +293,8 @@ class _Loader:
     ) -> None:
         """Users KFAM cannot tell apart, or whose objects could not be named, are errors."""
         by_part: dict[str, str] = {}
-        for user in sorted(roles):
+        for user in roles:  # PMR order, so the later entry is the one reported
             origin = origins[user][0]
-            if any(ord(c) < 32 or ord(c) == 127 for c in user):
-                self.error(
-                    origin.location,
-                    origin.path,
-                    f"{user!r} contains a control character, which would break the "
-                    "Istio header match; fix the user name",
-                )
-                continue
             if len(binding_name(user, roles[user])) > MAX_OBJECT_NAME:
                 self.error(
                     origin.location,
@@ -312,12 +305,14 @@ class _Loader:
                 continue
             part = binding_user_part(user)
             if part in by_part:
+                other = by_part[part]
                 self.error(
                     origin.location,
                     origin.path,
-                    f"{user!r} and {by_part[part]!r} in profile {entry.value['name']!r} get the "
-                    f"same KFAM binding name ({binding_name(user, roles[user])}), so Kubeflow "
-                    "cannot tell them apart; keep only one spelling",
+                    f"{user!r} and {other!r} (at {origins[other][0].location}) in profile "
+                    f"{entry.value['name']!r} get the same KFAM binding name "
+                    f"({binding_name(user, roles[user])}), so Kubeflow cannot tell them apart; "
+                    "keep only one spelling",
                 )
                 continue
             by_part[part] = user
@@ -327,12 +322,13 @@ def _check_version(parsed: ParsedYAML) -> list[Problem]:
     version = parsed.data.get("version", 1)
     if version in SUPPORTED_VERSIONS and not isinstance(version, bool):
         return []
+    shown = str(version).lower() if isinstance(version, bool) else repr(version)
     readable = ", ".join(map(str, SUPPORTED_VERSIONS))
     return [
         Problem(
             parsed.where(("version",)),
             "version",
-            f"PMR version {version!r} is not supported; this release reads version {readable}",
+            f"PMR version {shown} is not supported; this release reads version {readable}",
         )
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 from functools import cache
@@ -44,6 +45,8 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, datetime.date):
+        return f"{value.isoformat()} (read as a date: quote it)"
     if value is None:
         return "null"
     if isinstance(value, bool):

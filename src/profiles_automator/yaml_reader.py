@@ -8,6 +8,7 @@ that with a message that points at the offending line.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,14 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:seq",
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_KIND_NAMES = {
+    "list": "a list",
+    "str": "a string",
+    "int": "a number",
+    "float": "a number",
+    "bool": "a boolean",
+    "NoneType": "null",
+}
 
 
 def format_path(path: Path) -> str:
@@ -43,7 +52,7 @@ def format_path(path: Path) -> str:
         elif part and all(c.isalnum() or c in "_-" for c in part):
             out += f".{part}" if out else part
         else:
-            out += f"[{part!r}]".replace("'", '"')
+            out += f"[{json.dumps(part)}]"
     return out
 
 
@@ -104,7 +113,8 @@ def _decode(file: str, content: bytes, max_bytes: int) -> str:
     except UnicodeDecodeError as exc:
         before = content[: exc.start]
         line = before.count(b"\n") + 1
-        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        line_start = before[before.rfind(b"\n") + 1 :]
+        column = len(line_start.decode("utf-8", errors="replace")) + 1
         raise YAMLReadError(
             Problem(
                 Location(file, line, column),
@@ -151,7 +161,7 @@ class _Builder:
 
     def _pairs(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         """Key/value pairs with ``<<`` merge keys expanded; explicit keys win."""
-        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         own: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -163,11 +173,13 @@ class _Builder:
                         raise _fail(
                             self.file, "'<<' must merge a mapping", source.start_mark, path
                         )
-                    merged.extend(self._pairs(source, path))
+                    # The YAML merge spec: mappings earlier in the list win.
+                    for pair in self._pairs(source, path):
+                        merged.setdefault(pair[0].value, pair)
             else:
                 own.append((key_node, value_node))
         own_keys = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
-        yield from (pair for pair in merged if pair[0].value not in own_keys)
+        yield from (pair for key, pair in merged.items() if key not in own_keys)
         yield from own
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
@@ -203,6 +215,11 @@ class _Builder:
         return out
 
 
+def _is_empty(node: yaml.Node) -> bool:
+    """A bare ``---`` with nothing after it composes to an empty null scalar."""
+    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null") and node.value == ""
+
+
 def read_yaml(
     file: str,
     content: bytes,
@@ -213,19 +230,25 @@ def read_yaml(
     """Parse one PMR file into plain data with locations, or raise YAMLReadError."""
     text = _decode(file, content, max_bytes)
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
+        before = text[: text.index("\x00")]
+        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
         raise YAMLReadError(
-            Problem(Location(file, line, 1), "", "contains a NUL character; is it a binary file?")
+            Problem(Location(file, line, column), "", "contains a NUL character; is it binary?")
         )
     try:
         documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.context_mark and exc.problem_mark:
+            opened = exc.context_mark
+            reason += (
+                f" ({exc.context} started at line {opened.line + 1}, column {opened.column + 1})"
+            )
         raise _fail(file, f"invalid YAML: {reason}", mark) from None
     except yaml.YAMLError as exc:
         raise _fail(file, f"invalid YAML: {exc}") from None
-    documents = [d for d in documents if d is not None]
+    documents = [d for d in documents if d is not None and not _is_empty(d)]
     if not documents:
         raise _fail(file, "file is empty; a PMR needs at least a `profiles:` list")
     if len(documents) > 1:
@@ -238,8 +261,7 @@ def read_yaml(
     builder = _Builder(file, max_nodes)
     builder.result.data = builder.build(documents[0], ())
     if not isinstance(builder.result.data, dict):
-        kind = type(builder.result.data).__name__
-        kind = {"list": "a list", "NoneType": "empty"}.get(kind, f"a {kind}")
+        kind = _KIND_NAMES.get(type(builder.result.data).__name__, "a scalar")
         raise _fail(
             file,
             f"the top level must be a mapping with a `profiles:` key, not {kind}",
