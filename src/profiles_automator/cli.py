@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .cluster import ClusterError
@@ -18,13 +20,21 @@ from .engine import (
     stale_profiles,
     sync,
 )
+from .fetch import (
+    Credentials,
+    DirectoryCache,
+    FetchError,
+    Source,
+    fetch_pmr,
+    source_from_options,
+)
 from .kfam import (
     DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
     DEFAULT_KFP_UI_PRINCIPAL,
     DEFAULT_USERID_HEADER,
     AccessPolicyOptions,
 )
-from .loader import LoadResult, load_pmr, read_paths
+from .loader import DocumentLike, LoadResult, load_pmr, read_paths
 from .planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
 from .problems import PMRInvalidError
 from .schema import schema_text
@@ -47,8 +57,50 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+class UsageError(Exception):
+    """Options that do not fit together; exit code 2."""
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    token = os.environ.get("GITHUB_TOKEN") or None
+    if args.token_file:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip()
+    ca_pem = Path(args.ca_file).read_text(encoding="utf-8") if args.ca_file else None
+    return Credentials(token=token, ca_pem=ca_pem)
+
+
+def _remote_source(args: argparse.Namespace) -> Source | None:
+    if not (args.repository or args.pmr_url):
+        if not args.paths:
+            raise UsageError("give PMR files or folders, or --repository / --pmr-url")
+        return None
+    if args.paths:
+        raise UsageError("give either local PATHs or --repository / --pmr-url, not both")
+    try:
+        return source_from_options(
+            repository=args.repository,
+            branch=args.branch,
+            pmr_path=args.pmr_path,
+            pmr_url=args.pmr_url,
+            github_api_url=args.github_api_url,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _documents(args: argparse.Namespace) -> tuple[Sequence[DocumentLike], str | None, str]:
+    """The PMR files, the revision they were read at and a description for headings."""
+    source = _remote_source(args)
+    if source is None:
+        return read_paths(args.paths), None, ", ".join(args.paths)
+    cache = DirectoryCache(args.cache_dir) if args.cache_dir else None
+    fetched = fetch_pmr(source, credentials=_credentials(args), cache=cache)
+    return fetched.documents, fetched.revision, f"{source.describe()} @ {fetched.revision[:12]}"
+
+
 def _load(args: argparse.Namespace) -> LoadResult:
-    return load_pmr(read_paths(args.paths), protected_namespaces=args.protected_namespaces)
+    documents, _, _ = _documents(args)
+    return load_pmr(documents, protected_namespaces=args.protected_namespaces)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -87,10 +139,11 @@ class LoadedPMR:
 
 
 def _read_pmr(args: argparse.Namespace) -> LoadedPMR:
-    result = _load(args)
+    documents, revision, description = _documents(args)
+    result = load_pmr(documents, protected_namespaces=args.protected_namespaces)
     for warning in result.warnings:
         print(warning, file=sys.stderr)
-    return LoadedPMR(result, None, ", ".join(args.paths))
+    return LoadedPMR(result, revision, description)
 
 
 def _settings(args: argparse.Namespace) -> SyncSettings:
@@ -227,6 +280,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("PMR source (instead of local PATHs)")
+    source.add_argument("--repository", default="", help="GitHub repository: org/repo or its URL")
+    source.add_argument("--branch", default="main", help="branch, tag or commit SHA")
+    source.add_argument("--pmr-path", default="pmr.yaml", help="file or folder in the repository")
+    source.add_argument("--pmr-url", default="", help="https URL of one raw PMR file")
+    source.add_argument("--github-api-url", default="", help="API base (derived if empty)")
+    source.add_argument("--token-file", help="file holding a token (default: $GITHUB_TOKEN)")
+    source.add_argument("--ca-file", help="PEM bundle of a private CA to trust")
+    source.add_argument("--cache-dir", help="keep ETags and bodies here between runs")
     parser.add_argument(
         "--protected-namespaces",
         type=_split,
@@ -279,28 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser("validate", help="check PMR files or folders")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(validate)
-    validate.set_defaults(func=cmd_validate)
+    validate.set_defaults(usage_parser=validate, func=cmd_validate)
 
     plan = commands.add_parser("plan", help="show what a sync would change (exit 2: changes)")
-    plan.add_argument("paths", nargs="+", metavar="PATH")
+    plan.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(plan)
     _cluster_options(plan)
-    plan.set_defaults(func=cmd_plan)
+    plan.set_defaults(usage_parser=plan, func=cmd_plan)
 
     sync_cmd = commands.add_parser("sync", help="make the cluster match the PMR")
-    sync_cmd.add_argument("paths", nargs="+", metavar="PATH")
+    sync_cmd.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(sync_cmd)
     _cluster_options(sync_cmd)
     sync_cmd.add_argument("--dry-run", action="store_true", help="plan and report only")
     sync_cmd.add_argument(
         "--force", action="store_true", help="lift the safety guard for this run"
     )
-    sync_cmd.set_defaults(func=cmd_sync)
+    sync_cmd.set_defaults(usage_parser=sync_cmd, func=cmd_sync)
 
     stale = commands.add_parser("stale", help="list (or delete) profiles not in the PMR")
-    stale.add_argument("paths", nargs="+", metavar="PATH")
+    stale.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(stale)
     _cluster_options(stale)
     which = stale.add_mutually_exclusive_group()
@@ -311,10 +373,10 @@ def build_parser() -> argparse.ArgumentParser:
     stale.add_argument(
         "--yes", action="store_true", help="confirm deletion (it destroys user data)"
     )
-    stale.set_defaults(func=cmd_stale)
+    stale.set_defaults(usage_parser=stale, func=cmd_stale)
 
     schema = commands.add_parser("schema", help="print the PMR JSON Schema")
-    schema.set_defaults(func=cmd_schema)
+    schema.set_defaults(usage_parser=schema, func=cmd_schema)
     return parser
 
 
@@ -332,6 +394,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         print("PMR is invalid: nothing was changed", file=sys.stderr)
         return EXIT_INVALID
-    except ClusterError as exc:
+    except (ClusterError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except UsageError as exc:
+        args.usage_parser.print_usage(sys.stderr)
+        print(f"pmr {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -28,8 +28,10 @@ Action = Literal["create", "update", "delete", "replace"]
 Kind = Literal["Profile", "Namespace", "RoleBinding", "AuthorizationPolicy"]
 
 # Apply order: make the namespace acceptable to the profile controller, then
-# Profiles, then grant before revoking so a role change never leaves a gap.
-PHASE_NAMESPACE, PHASE_PROFILE, PHASE_GRANT, PHASE_REVOKE = range(4)
+# Profiles, then let the controller recreate the owner's objects (only once the
+# Profile names the new owner), then grant before revoking so a role change
+# never leaves a gap.
+PHASE_NAMESPACE, PHASE_PROFILE, PHASE_OWNER_RESET, PHASE_GRANT, PHASE_REVOKE = range(5)
 
 DEFAULT_MAX_REVOCATIONS = 50
 DEFAULT_MAX_STALE_FRACTION = 0.2
@@ -163,7 +165,7 @@ def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Chang
     namespace = observed.namespaces.get(name)
     new_owner = want["owner"].get("name")
     if namespace is not None and owner_of_namespace(namespace) != new_owner:
-        changes.extend(_reown_namespace(name, new_owner))
+        changes.extend(_reown_namespace(name, new_owner, observed))
     return changes
 
 
@@ -201,7 +203,7 @@ def _profile_change(
     ]
 
 
-def _reown_namespace(name: str, owner: str) -> list[Change]:
+def _reown_namespace(name: str, owner: str, observed: ObservedState) -> list[Change]:
     """Kubeflow's profile controller will not re-own a namespace by itself.
 
     It refuses a namespace whose ``owner`` annotation names someone else, and it
@@ -214,11 +216,34 @@ def _reown_namespace(name: str, owner: str) -> list[Change]:
         "metadata": {"name": name, "annotations": {NAMESPACE_OWNER_ANNOTATION: owner}},
     }
     reason = f"owner changed to {owner}; the profile controller recreates it for the new owner"
-    return [
-        Change("update", "Namespace", name, f"owner annotation -> {owner}", body=body, phase=0),
-        Change("delete", "RoleBinding", OWNER_ROLEBINDING, reason, namespace=name, phase=0),
-        Change("delete", "AuthorizationPolicy", OWNER_AUTHORIZATION_POLICY, reason, name, phase=0),
+    changes = [
+        Change(
+            "update",
+            "Namespace",
+            name,
+            f"owner annotation -> {owner}",
+            body=body,
+            phase=PHASE_NAMESPACE,
+        )
     ]
+    if (name, OWNER_ROLEBINDING) in observed.role_bindings:
+        changes.append(
+            Change(
+                "delete", "RoleBinding", OWNER_ROLEBINDING, reason, name, phase=PHASE_OWNER_RESET
+            )
+        )
+    if (name, OWNER_AUTHORIZATION_POLICY) in observed.authorization_policies:
+        changes.append(
+            Change(
+                "delete",
+                "AuthorizationPolicy",
+                OWNER_AUTHORIZATION_POLICY,
+                reason,
+                name,
+                phase=PHASE_OWNER_RESET,
+            )
+        )
+    return changes
 
 
 def _compare_contributor(kind: Kind, desired: Obj, current: Obj) -> tuple[Action, str] | None:

@@ -191,7 +191,8 @@ def test_owner_change_reowns_the_namespace_for_the_profile_controller():
     }
     reown = next(c for c in result.changes if c.kind == "Namespace")
     profile_update = next(c for c in result.changes if c.kind == "Profile")
-    assert reown.phase < profile_update.phase
+    reset = [c for c in result.changes if c.action == "delete"]
+    assert reown.phase < profile_update.phase < min(c.phase for c in reset)
     assert reown.body is not None
     assert reown.body["metadata"]["annotations"] == {"owner": "new@example.com"}
     assert not any(c.is_revocation for c in result.changes)

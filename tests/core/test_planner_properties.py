@@ -19,7 +19,7 @@ from profiles_automator.kfam import (
     kfam_identity,
     profile_object,
 )
-from profiles_automator.planner import PHASE_NAMESPACE, Change, PlanOptions, plan
+from profiles_automator.planner import PHASE_OWNER_RESET, Change, PlanOptions, plan
 from profiles_automator.state import DesiredState
 from tests.cluster_sim import SimCluster
 from tests.pmr_builders import desired, kfam_binding, kfam_policy, profile
@@ -129,7 +129,7 @@ def _allowed(change: Change, want: DesiredState, stale: set[str], before: SimClu
     if change.kind == "Namespace":
         return change.name in want.profiles
     if change.name in OWNER_OBJECT_NAMES:
-        return change.phase == PHASE_NAMESPACE and change.namespace in want.profiles
+        return change.phase == PHASE_OWNER_RESET and change.namespace in want.profiles
     if change.namespace in stale:
         store = before.role_bindings if change.kind == "RoleBinding" else before.policies
         obj = store.get((change.namespace, change.name))
