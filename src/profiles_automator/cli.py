@@ -46,6 +46,7 @@ EXIT_USAGE = 2
 EXIT_CHANGES = 2  # `pmr plan`: there is something to do (like `terraform plan -detailed-exitcode`)
 EXIT_HELD = 3  # `pmr sync`: done, but the safety guard held deletions back
 
+_VERBS = {"created": "create", "updated": "update", "deleted": "delete", "replaced": "replace"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
 
@@ -211,9 +212,12 @@ def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) ->
     for failure in report.failures:
         print(f"  failed: {failure}")
     counts = report.counts()
-    verb = "Plan" if report.dry_run else "Applied"
-    summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n) or "nothing"
-    print(f"{verb}: {summary}.")
+    if report.dry_run:
+        summary = ", ".join(f"{n} to {_VERBS[word]}" for word, n in counts.items() if n)
+        print(f"Plan: {summary or 'nothing to do'}.")
+    else:
+        summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
+        print(f"Applied: {summary or 'nothing'}.")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -222,7 +226,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan, _ = plan_sync(_client(args), loaded.result.pmr, _settings(args))
     report = SyncReport(plan, pending=plan.pending, revision=loaded.revision, dry_run=True)
     _print_report(report, args, f"Plan for {loaded.description}:")
-    return EXIT_OK if plan.is_empty else EXIT_CHANGES
+    return EXIT_OK if plan.is_empty and not plan.pending else EXIT_CHANGES
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -252,7 +256,7 @@ def cmd_stale(args: argparse.Namespace) -> int:
         else:
             for profile in stale:
                 print(profile)
-            print(f"{len(stale)} stale profiles", file=sys.stderr)
+            print(_count(len(stale), "stale profile"), file=sys.stderr)
         return EXIT_OK
     if not args.yes:
         print(

@@ -15,8 +15,6 @@ from typing import Any
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.core import generic_client
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
-from lightkube.resources.core_v1 import Namespace
-from lightkube.resources.rbac_authorization_v1 import RoleBinding
 from lightkube.types import PatchType
 
 from .kfam import MANAGER_NAME
@@ -26,6 +24,13 @@ from .state import Obj, ObservedState
 log = logging.getLogger(__name__)
 
 Profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+# Generic (dict-backed) classes for the built-in kinds too: the cluster-wide
+# lists return tens of thousands of objects, and decoding them into typed
+# models costs more than the rest of a no-op sync. The planner wants dicts.
+Namespace = create_global_resource("", "v1", "Namespace", "namespaces")
+RoleBinding = create_namespaced_resource(
+    "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"
+)
 AuthorizationPolicy = create_namespaced_resource(
     "security.istio.io", "v1beta1", "AuthorizationPolicy", "authorizationpolicies"
 )
@@ -86,33 +91,39 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
     return ClusterError(f"cannot {verb} {_PLURALS[kind]} (HTTP {status}): {_message(exc)}")
 
 
-def _list(client: Client, kind: str, **kwargs: Any) -> list[Obj]:
-    resource = RESOURCES[kind]
-    try:
-        items = client.list(resource, chunk_size=LIST_PAGE_SIZE, **kwargs)
-        return [item if isinstance(item, dict) else item.to_dict() for item in items]
-    except HTTP_ERRORS as exc:
-        raise diagnose(kind, "list", exc) from exc
+def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs: Any) -> list[Obj]:
+    """One paginated list, retried whole on a transient error, or a diagnosis."""
+    retry = retry or RetryPolicy()
+    for attempt in range(retry.attempts):
+        try:
+            items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
+            return [item if isinstance(item, dict) else item.to_dict() for item in items]
+        except HTTP_ERRORS as exc:
+            if attempt + 1 < retry.attempts and _retryable(exc) and _status(exc) != 409:
+                time.sleep(retry.delay(attempt, exc))
+                continue
+            raise diagnose(kind, "list", exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def observe(client: Client) -> ObservedState:
+def observe(client: Client, retry: RetryPolicy | None = None) -> ObservedState:
     """Four cluster-wide paginated lists, whatever the number of profiles."""
     return ObservedState.from_lists(
-        profiles=_list(client, "Profile"),
-        namespaces=_list(client, "Namespace"),
-        role_bindings=_list(client, "RoleBinding", namespace=ALL_NS),
-        authorization_policies=_list(client, "AuthorizationPolicy", namespace=ALL_NS),
+        profiles=_list(client, "Profile", retry),
+        namespaces=_list(client, "Namespace", retry),
+        role_bindings=_list(client, "RoleBinding", retry, namespace=ALL_NS),
+        authorization_policies=_list(client, "AuthorizationPolicy", retry, namespace=ALL_NS),
     )
 
 
-def list_profiles(client: Client) -> list[Obj]:
+def list_profiles(client: Client, retry: RetryPolicy | None = None) -> list[Obj]:
     """Profiles only (stale listing needs nothing else)."""
-    return _list(client, "Profile")
+    return _list(client, "Profile", retry)
 
 
-def list_namespace_names(client: Client) -> set[str]:
+def list_namespace_names(client: Client, retry: RetryPolicy | None = None) -> set[str]:
     """One more list, to see which namespaces the profile controller has made since."""
-    return {n["metadata"]["name"] for n in _list(client, "Namespace")}
+    return {n["metadata"]["name"] for n in _list(client, "Namespace", retry)}
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,8 @@ def apply_changes(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for phase in phases:
             batch = [c for c in changes if c.phase == phase]
+            batch, skipped = _hold_revocations_after_failed_grants(batch, failures)
+            failures.extend(skipped)
             outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep)), batch)
             for change, failure in outcomes:
                 if failure is None:
@@ -242,7 +255,21 @@ def apply_changes(
     return ApplyResult(tuple(applied), tuple(failures))
 
 
-def delete_profiles(client: Client, names: Iterable[str]) -> ApplyResult:
+def _hold_revocations_after_failed_grants(
+    batch: list[Change], failures: list[Failure]
+) -> tuple[list[Change], list[Failure]]:
+    """Grants go first so a role change never leaves a gap; keep it so when one fails."""
+    failed = {f.change.namespace for f in failures if not f.change.is_revocation}
+    if not failed:
+        return batch, []
+    held = [c for c in batch if c.is_revocation and c.namespace in failed]
+    message = "not revoked: a grant in this namespace failed; the next run retries both"
+    return [c for c in batch if c not in held], [Failure(c, None, message) for c in held]
+
+
+def delete_profiles(
+    client: Client, names: Iterable[str], *, workers: int = 8, retry: RetryPolicy | None = None
+) -> ApplyResult:
     """Delete Profile objects (Kubeflow then deletes their namespaces and data)."""
     changes = [Change("delete", "Profile", n, "stale profile deleted by an admin") for n in names]
-    return apply_changes(client, changes)
+    return apply_changes(client, changes, workers=workers, retry=retry)

@@ -6,6 +6,7 @@ Shared by the charm and the ``pmr`` command so both behave the same.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -14,6 +15,7 @@ from lightkube import Client
 
 from .cluster import (
     ApplyResult,
+    ClusterError,
     Failure,
     RetryPolicy,
     apply_changes,
@@ -22,11 +24,14 @@ from .cluster import (
     list_profiles,
     observe,
 )
+from .gc_pause import no_gc_pauses
 from .kfam import AccessPolicyOptions, owner_from_subject
 from .loader import RESERVED_NAMESPACES, is_reserved
 from .model import PMR
 from .planner import Change, Plan, PlanOptions, plan, plan_pending
 from .state import DesiredState, desired_state
+
+log = logging.getLogger(__name__)
 
 MAX_LISTED_CHANGES = 50
 _PAST = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
@@ -125,8 +130,9 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 def plan_sync(client: Client, pmr: PMR, settings: SyncSettings) -> tuple[Plan, DesiredState]:
     """Observe the cluster and plan, writing nothing."""
-    desired = settings.desired(pmr)
-    return plan(desired, observe(client), settings.plan_options()), desired
+    with no_gc_pauses():
+        desired = settings.desired(pmr)
+        return plan(desired, observe(client, settings.retry), settings.plan_options()), desired
 
 
 def sync(
@@ -147,7 +153,11 @@ def sync(
     if pending and any(c.kind == "Profile" for c in applied):
         # The profile controller may already have made some namespaces: one
         # more list (no sleeping, no polling) and the rest waits for next run.
-        present = list_namespace_names(client)
+        try:
+            present = list_namespace_names(client, settings.retry)
+        except ClusterError as exc:
+            log.warning("namespaces left pending for the next run: %s", exc)
+            present = set()
         ready = [n for n in pending if n in present]
         late_changes = plan_pending(desired, ready)
         late = _apply(client, late_changes, settings)
@@ -180,7 +190,7 @@ def stale_profiles(client: Client, pmr: PMR, settings: SyncSettings) -> list[Sta
     """Profiles that exist in the cluster but not in the PMR (ignored ones excluded)."""
     wanted = {p.name for p in pmr.for_cluster(settings.cluster_name)}
     stale = []
-    for obj in list_profiles(client):
+    for obj in list_profiles(client, settings.retry):
         meta = obj.get("metadata") or {}
         name = meta.get("name", "")
         if name in wanted or settings.never_stale(name):
@@ -225,6 +235,6 @@ def delete_stale_profiles(
             chosen.append(name)
     if dry_run or not chosen:
         return DeleteOutcome(tuple(chosen), refused, dry_run=dry_run)
-    result = delete_profiles(client, chosen)
+    result = delete_profiles(client, chosen, workers=settings.workers, retry=settings.retry)
     deleted = tuple(c.name for c in result.applied)
     return DeleteOutcome(deleted, refused, result.failures)

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from .gc_pause import no_gc_pauses
 from .kfam import MAX_OBJECT_NAME, binding_name, binding_user_part
 from .model import PMR, Contributor, Origin, Owner, Profile, Role, freeze
 from .problems import Location, PMRInvalidError, Problem
@@ -344,6 +345,16 @@ def load_pmr(
 
     Raises PMRInvalidError with every error found; nothing may be applied then.
     """
+    with no_gc_pauses():
+        return _load(documents, protected_namespaces, max_bytes, max_nodes)
+
+
+def _load(
+    documents: Sequence[DocumentLike],
+    protected_namespaces: Iterable[str],
+    max_bytes: int,
+    max_nodes: int,
+) -> LoadResult:
     if not documents:
         raise PMRInvalidError([Problem(Location("<pmr>"), "", "no PMR files were given")])
     loader = _Loader(protected_namespaces)

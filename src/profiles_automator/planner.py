@@ -246,18 +246,28 @@ def _reown_namespace(name: str, owner: str, observed: ObservedState) -> list[Cha
     return changes
 
 
-def _compare_contributor(kind: Kind, desired: Obj, current: Obj) -> tuple[Action, str] | None:
+def _compare_contributor(
+    kind: Kind, namespace: str, name: str, desired: Obj, current: Obj
+) -> Change | None:
+    """None when in line; else the update (or, for a new roleRef, the replace) to make."""
+    removals: tuple[str, ...] = ()
     if kind == "RoleBinding":
         if current.get("roleRef") != desired["roleRef"]:
-            return "replace", "roleRef differs (immutable: delete and create)"
+            reason = "roleRef differs (immutable: delete and create)"
+            return Change("replace", kind, name, reason, namespace, desired)
         reasons = _missing_metadata(desired, current)
         if current.get("subjects") != desired["subjects"]:
             reasons.append("subjects differ")
     else:
         reasons = _missing_metadata(desired, current)
-        if current.get("spec") != desired["spec"]:
-            reasons.append("policy rules differ (principals or user header)")
-    return ("update", "; ".join(reasons)) if reasons else None
+        have = current.get("spec") or {}
+        if have != desired["spec"]:
+            reasons.append("policy rules differ (principals, user header or extra fields)")
+            # e.g. `action: DENY` added by hand: apply alone would leave it in place
+            removals = tuple(f"/spec{p}" for p in extra_paths(desired["spec"], have))
+    if not reasons:
+        return None
+    return Change("update", kind, name, "; ".join(reasons), namespace, desired, removals)
 
 
 def _revoke_reason(obj: Obj, profile: str, wanted_users: Mapping[str, str]) -> str:
@@ -289,9 +299,9 @@ def plan_contributors(
             reason = f"grant {user} {_annotations(body).get('role')}"
             changes.append(Change("create", kind, key[1], reason, namespace, body))
             continue
-        verdict = _compare_contributor(kind, body, existing)
-        if verdict is not None:
-            changes.append(Change(verdict[0], kind, key[1], verdict[1], namespace, body))
+        drift = _compare_contributor(kind, namespace, key[1], body, existing)
+        if drift is not None:
+            changes.append(drift)
     for key in kfam_current:
         if key not in desired:
             reason = _revoke_reason(current[key], namespace, wanted_users)

@@ -39,9 +39,25 @@ def schema_text() -> str:
     return resources.files(_PACKAGE).joinpath("pmr.schema.json").read_text("utf-8")
 
 
+def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every local ``$ref`` replaced by its definition.
+
+    Resolving references dominates validation time for large PMRs; the schema
+    has no recursive definitions, so inlining is exact and about twice as fast.
+    """
+    if isinstance(node, dict):
+        if set(node) == {"$ref"} and node["$ref"].startswith("#/$defs/"):
+            return _inline_refs(defs[node["$ref"].removeprefix("#/$defs/")], defs)
+        return {k: _inline_refs(v, defs) for k, v in node.items() if k != "$defs"}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 @cache
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(pmr_schema())
+    schema = pmr_schema()
+    return jsonschema.Draft202012Validator(_inline_refs(schema, schema["$defs"]))
 
 
 def _describe(value: Any) -> str:
@@ -109,10 +125,18 @@ def _message(err: jsonschema.ValidationError) -> str:
 def schema_problems(parsed: ParsedYAML) -> list[Problem]:
     """Every structural error in one parsed file, located at its YAML node."""
     problems: list[Problem] = []
-    for err in _validator().iter_errors(parsed.data):
+    errors = list(_validator().iter_errors(parsed.data))
+    # A contributor's key count stands for "exactly one of name or group"; an
+    # unknown key already explains a wrong count, so do not report it twice.
+    with_unknown_keys = {
+        tuple(e.absolute_path) for e in errors if e.validator == "additionalProperties"
+    }
+    for err in errors:
         path: Path = tuple(err.absolute_path)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             problems.extend(_unknown_keys(err, parsed))
+            continue
+        if err.validator in ("minProperties", "maxProperties") and path in with_unknown_keys:
             continue
         if "propertyNames" in err.absolute_schema_path and isinstance(err.instance, str):
             key_path = (*path, err.instance)

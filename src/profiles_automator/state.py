@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .kfam import (
@@ -66,13 +67,28 @@ class ObservedState:
     ) -> tuple[dict[NamespacedKey, Obj], dict[NamespacedKey, Obj]]:
         """KFAM-annotated RoleBindings and policies in one namespace (owner's excluded)."""
         return (
-            _kfam_in(self.role_bindings, namespace),
-            _kfam_in(self.authorization_policies, namespace),
+            self._kfam_role_bindings.get(namespace, {}),
+            self._kfam_policies.get(namespace, {}),
         )
 
+    @cached_property
+    def _kfam_role_bindings(self) -> dict[str, dict[NamespacedKey, Obj]]:
+        return _kfam_by_namespace(self.role_bindings)
 
-def _kfam_in(objects: Mapping[NamespacedKey, Obj], namespace: str) -> dict[NamespacedKey, Obj]:
-    return {k: o for k, o in objects.items() if k[0] == namespace and kfam_identity(o)}
+    @cached_property
+    def _kfam_policies(self) -> dict[str, dict[NamespacedKey, Obj]]:
+        return _kfam_by_namespace(self.authorization_policies)
+
+
+def _kfam_by_namespace(
+    objects: Mapping[NamespacedKey, Obj],
+) -> dict[str, dict[NamespacedKey, Obj]]:
+    """One pass over a cluster-wide list, so planning stays linear in its size."""
+    grouped: dict[str, dict[NamespacedKey, Obj]] = {}
+    for key, obj in objects.items():
+        if kfam_identity(obj):
+            grouped.setdefault(key[0], {})[key] = obj
+    return grouped
 
 
 def _name(obj: Obj) -> str:
