@@ -1,0 +1,1 @@
+"""End-to-end engine tests: the real lightkube Client against the fake API server."""

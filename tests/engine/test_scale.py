@@ -1,0 +1,58 @@
+"""Hundreds of objects: lists paginate, and a no-op run is still only four lists."""
+
+from __future__ import annotations
+
+from lightkube import Client
+
+from profiles_automator.cluster import LIST_PAGE_SIZE
+from profiles_automator.engine import SyncSettings, sync
+from tests.engine.conftest import (
+    OBSERVED,
+    POLICY,
+    ROLE_BINDING,
+    list_calls,
+    list_pages,
+    load,
+    writes,
+)
+from tests.fakes.kube_api import FakeKubeAPI
+
+PROFILES, CONTRIBUTORS = 60, 8
+
+
+def _big_pmr() -> str:
+    lines = ["profiles:"]
+    for i in range(PROFILES):
+        lines += [
+            f"  - name: team-{i:02d}",
+            f"    owner: {{kind: User, name: owner{i}@example.com}}",
+            "    contributors:",
+        ]
+        lines += [
+            f"      - {{name: user{j}@example.com, role: {('view', 'edit')[j % 2]}}}"
+            for j in range(CONTRIBUTORS)
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_large_cluster_paginates_and_noop_is_only_lists(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    pmr = load(_big_pmr())
+    first = sync(client, pmr, settings)
+    assert first.failures == ()
+    assert first.counts()["created"] == PROFILES * (1 + 2 * CONTRIBUTORS)
+    assert len(api.list(*ROLE_BINDING)) > LIST_PAGE_SIZE
+    assert len(api.list(*POLICY)) > LIST_PAGE_SIZE
+    api.clear_requests()
+
+    report = sync(client, pmr, settings)
+
+    assert report.changes == ()
+    assert report.in_sync
+    assert writes(api) == []
+    assert list_calls(api) == OBSERVED
+    assert list_pages(api, "rolebindings") == 2
+    assert list_pages(api, "authorizationpolicies") == 2
+    assert api.count("list") == len(api.requests)
+    assert {r.query.get("limit") for r in api.requests} == {str(LIST_PAGE_SIZE)}
