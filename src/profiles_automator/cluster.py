@@ -60,7 +60,15 @@ LIST_PAGE_SIZE = 500
 
 
 class ClusterError(Exception):
-    """The cluster cannot be read or written at all; says what to do about it."""
+    """The cluster cannot be read or written at all; says what to do about it.
+
+    ``missing_permissions`` lets each front end add its own remedy (the charm
+    names ``juju trust``; the CLI user fixes their kubeconfig's RBAC).
+    """
+
+    def __init__(self, message: str, *, missing_permissions: bool = False):
+        super().__init__(message)
+        self.missing_permissions = missing_permissions
 
 
 def _status(exc: BaseException) -> int | None:
@@ -84,7 +92,8 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
     if status in (401, 403):
         return ClusterError(
             f"missing permissions to {verb} {_PLURALS[kind]}: deploy with --trust "
-            f"(or run `juju trust APP --scope=cluster`); the API said: {_message(exc)}"
+            f"(the API said: {_message(exc)})",
+            missing_permissions=True,
         )
     if isinstance(exc, TRANSPORT_ERRORS):
         return ClusterError(f"cannot reach the Kubernetes API to {verb} {_PLURALS[kind]}: {exc}")

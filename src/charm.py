@@ -1,0 +1,400 @@
+#!/usr/bin/env python3
+"""Kubeflow Profiles Automator: keep Profiles and contributors identical to a PMR in git.
+
+The leader unit syncs on every `update-status` (the periodic loop) and whenever something that
+changes the outcome happens (install, config, upgrade, leadership, secret rotation): it fetches
+the PMR at the branch's current commit, validates it, and hands it to the engine
+(`profiles_automator`), which plans and applies the changes. Each hook does one bounded pass: no
+sleeping, no waiting for the profile controller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+
+import lightkube
+import ops
+from lightkube.core.exceptions import ConfigError as KubeConfigError
+
+from charm_config import CharmConfig
+from profiles_automator import engine
+from profiles_automator.cluster import ClusterError
+from profiles_automator.fetch import Credentials, FetchError, MemoryCache, fetch_pmr
+from profiles_automator.kfam import MANAGER_NAME
+from profiles_automator.loader import LoadResult, load_pmr
+from profiles_automator.problems import PMRInvalidError
+
+logger = logging.getLogger(__name__)
+
+SYNC_NOW = "sync-now"
+LIST_STALE = "list-stale-profiles"
+DELETE_STALE = "delete-stale-profiles"
+TOKEN_KEY = "token"
+CA_KEY = "ca.crt"
+TOKEN_OPTION = "token-secret-id"
+CA_OPTION = "ca-secret-id"
+ALL_PROFILES = "all"
+STANDBY_MESSAGE = "standby: the leader syncs"
+STATUS_LIMIT = 120  # status lines listing names are kept shorter than this
+SHORT_SHA = 7
+NONE = "none"
+
+
+class SyncBlockedError(Exception):
+    """The PMR cannot be fetched or used, or the cluster cannot be reached.
+
+    `str()` is the Blocked status message (and an action's failure message).
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncOutcome:
+    """What this hook's sync found; the collect-status handler turns it into a status."""
+
+    report: engine.SyncReport | None = None
+    profiles: int = 0
+    problem: str | None = None
+    standby: bool = False
+
+
+class KubeflowProfilesAutomatorCharm(ops.CharmBase):
+    """Sync Kubeflow Profiles and their contributors from the PMR."""
+
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework) -> None:
+        super().__init__(framework)
+        # The fetcher's ETag cache and the last commit validated: an unmoved branch costs one
+        # conditional request (free against GitHub's rate limit) and no file downloads.
+        self._stored.set_default(http_cache="", revision="")
+        self._outcome: SyncOutcome | None = None
+        framework.observe(self.on.install, self._on_install)
+        framework.observe(self.on.config_changed, self._on_config_changed)
+        framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
+        framework.observe(self.on.leader_elected, self._on_leader_elected)
+        framework.observe(self.on.update_status, self._on_update_status)
+        framework.observe(self.on.secret_changed, self._on_secret_changed)
+        framework.observe(self.on[SYNC_NOW].action, self._on_sync_now_action)
+        framework.observe(self.on[LIST_STALE].action, self._on_list_stale_profiles_action)
+        framework.observe(self.on[DELETE_STALE].action, self._on_delete_stale_profiles_action)
+        framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
+
+    # --- events that sync ------------------------------------------------------------------
+
+    def _on_install(self, _: ops.InstallEvent) -> None:
+        self._sync()
+
+    def _on_config_changed(self, _: ops.ConfigChangedEvent) -> None:
+        self._sync()
+
+    def _on_upgrade_charm(self, _: ops.UpgradeCharmEvent) -> None:
+        self._sync()
+
+    def _on_leader_elected(self, _: ops.LeaderElectedEvent) -> None:
+        self._sync()
+
+    def _on_update_status(self, _: ops.UpdateStatusEvent) -> None:
+        self._sync()
+
+    def _on_secret_changed(self, _: ops.SecretChangedEvent) -> None:
+        self._sync()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _on_sync_now_action(self, event: ops.ActionEvent) -> None:
+        config = self._action_config(event, SYNC_NOW)
+        if config is None:
+            return
+        dry_run = bool(event.params.get("dry-run")) or config.dry_run
+        # The unit status describes the configured mode: a dry run asked for on top of a
+        # real-mode config only answers the action.
+        shapes_status = dry_run == config.dry_run
+        try:
+            report, profiles = self._run_sync(
+                config, dry_run=dry_run, force=bool(event.params.get("force"))
+            )
+        except SyncBlockedError as exc:
+            if shapes_status:
+                self._outcome = SyncOutcome(problem=str(exc))
+            event.fail(str(exc))
+            return
+        if shapes_status:
+            self._outcome = SyncOutcome(report=report, profiles=profiles)
+        event.set_results(_sync_results(report))
+        if report.failures:
+            event.fail(f"{_count(len(report.failures), 'change')} failed: see `failures`")
+
+    def _on_list_stale_profiles_action(self, event: ops.ActionEvent) -> None:
+        config = self._action_config(event, LIST_STALE)
+        if config is None:
+            return
+        try:
+            loaded, _ = self._fetch_pmr(config)
+            with self._kubernetes() as client:
+                stale = engine.stale_profiles(client, loaded.pmr, config.sync_settings())
+        except SyncBlockedError as exc:
+            event.fail(str(exc))
+            return
+        event.set_results(
+            {
+                "stale-profiles": ",".join(profile.name for profile in stale),
+                "details": "\n".join(str(profile) for profile in stale) or NONE,
+            }
+        )
+
+    def _on_delete_stale_profiles_action(self, event: ops.ActionEvent) -> None:
+        config = self._action_config(event, DELETE_STALE)
+        if config is None:
+            return
+        wanted = str(event.params.get("profiles", "")).strip()
+        names = None if wanted == ALL_PROFILES else _split(wanted)
+        if names == []:
+            event.fail("name the profiles to delete: profiles=a,b (or profiles=all)")
+            return
+        try:
+            loaded, _ = self._fetch_pmr(config)
+            with self._kubernetes() as client:
+                outcome = engine.delete_stale_profiles(
+                    client,
+                    loaded.pmr,
+                    config.sync_settings(),
+                    names,
+                    dry_run=bool(event.params.get("dry-run")),
+                )
+        except SyncBlockedError as exc:
+            event.fail(str(exc))
+            return
+        event.set_results(
+            {
+                "deleted": ",".join(outcome.deleted),
+                "refused": "\n".join(f"{n}: {why}" for n, why in outcome.refused.items()) or NONE,
+                "dry-run": str(outcome.dry_run).lower(),
+            }
+        )
+        if outcome.failures:
+            first = outcome.failures[0]
+            event.fail(f"could not delete {_count(len(outcome.failures), 'profile')}: {first}")
+        elif not outcome.deleted:
+            event.fail(_nothing_deleted(outcome.refused))
+
+    # --- status ----------------------------------------------------------------------------
+
+    def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
+        """Set the status from this hook's sync; without one, keep the status last set.
+
+        A hook that did not sync (an action, or a sync-now dry run) adds nothing, so ops
+        leaves the unit status as the last sync set it rather than a guess.
+        """
+        outcome = self._outcome
+        if outcome is None:
+            return
+        if outcome.standby:
+            event.add_status(ops.ActiveStatus(STANDBY_MESSAGE))
+            return
+        if outcome.problem is not None or outcome.report is None:
+            event.add_status(ops.BlockedStatus(outcome.problem or "sync did not run"))
+            return
+        report, app = outcome.report, self.app.name
+        at = f"@ {_short(report.revision)}"
+        if report.dry_run:
+            message = f"dry-run: {_count(len(report.changes), 'change')} planned {at}"
+            if report.plan.hold_reason:
+                message += f"; {report.plan.hold_reason}"
+            event.add_status(ops.ActiveStatus(_with_stale(message, report.plan.stale_profiles)))
+            return
+        if report.failures:
+            count = _count(len(report.failures), "change")
+            event.add_status(ops.BlockedStatus(f"failed to apply {count}: {report.failures[0]}"))
+        if report.plan.held:
+            event.add_status(
+                ops.BlockedStatus(
+                    f"{report.plan.hold_reason}: juju run {app}/leader {SYNC_NOW} force=true"
+                )
+            )
+        if report.pending:
+            count = _count(len(report.pending), "namespace")
+            waiting = f"waiting for the profile controller to create {count}"
+            event.add_status(ops.WaitingStatus(_fit(waiting, report.pending, "")))
+        message = f"{_count(outcome.profiles, 'profile')} in sync {at}"
+        event.add_status(ops.ActiveStatus(_with_stale(message, report.plan.stale_profiles)))
+
+    # --- the sync --------------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Fetch, validate and apply the PMR on the leader; record the outcome for the status."""
+        config = self.load_config(CharmConfig, app_name=self.app.name, errors="blocked")
+        if not self.unit.is_leader():
+            self._outcome = SyncOutcome(standby=True)
+            return
+        try:
+            report, profiles = self._run_sync(config, dry_run=config.dry_run, force=False)
+        except SyncBlockedError as exc:
+            logger.error("sync blocked: %s", exc)
+            self._outcome = SyncOutcome(problem=str(exc))
+            return
+        self._outcome = SyncOutcome(report=report, profiles=profiles)
+
+    def _run_sync(
+        self, config: CharmConfig, *, dry_run: bool, force: bool
+    ) -> tuple[engine.SyncReport, int]:
+        """One pass: fetch, validate, sync. Returns the report and the number of profiles."""
+        loaded, revision = self._fetch_pmr(config)
+        settings = config.sync_settings(force=force)
+        with self._kubernetes() as client:
+            report = engine.sync(client, loaded.pmr, settings, dry_run=dry_run, revision=revision)
+        logger.info(
+            "sync @ %s%s: %s, %d held, %d pending, %d failed, %d stale",
+            revision,
+            " (dry run)" if dry_run else "",
+            report.counts(),
+            len(report.plan.held),
+            len(report.pending),
+            len(report.failures),
+            len(report.plan.stale_profiles),
+        )
+        return report, len(loaded.pmr.for_cluster(settings.cluster_name))
+
+    def _fetch_pmr(self, config: CharmConfig) -> tuple[LoadResult, str]:
+        """Fetch and validate the PMR; any failure raises before anything is applied."""
+        credentials = Credentials(
+            token=self._secret_value(config.token_secret_id, TOKEN_KEY, TOKEN_OPTION),
+            ca_pem=self._secret_value(config.ca_secret_id, CA_KEY, CA_OPTION),
+        )
+        stored_cache = self._stored.http_cache
+        cache = MemoryCache.from_json(stored_cache) if stored_cache else MemoryCache()
+        try:
+            fetched = fetch_pmr(
+                config.source,
+                credentials=credentials,
+                cache=cache,
+                last_revision=self._stored.revision or None,
+            )
+        except FetchError as exc:
+            raise SyncBlockedError(f"cannot fetch the PMR: {exc}") from exc
+        finally:
+            if (cached := cache.to_json()) != stored_cache:
+                self._stored.http_cache = cached
+        try:
+            loaded = load_pmr(fetched.documents, protected_namespaces=config.protected)
+        except PMRInvalidError as exc:
+            raise SyncBlockedError(
+                f"invalid PMR @ {_short(fetched.revision)}: {exc.summary()}"
+            ) from exc
+        for warning in loaded.warnings:
+            logger.warning("PMR: %s", warning)
+        self._stored.revision = fetched.revision
+        return loaded, fetched.revision
+
+    def _secret_value(self, secret: ops.Secret | None, key: str, option: str) -> str | None:
+        """Read `key` from the latest revision of a user secret (None when not configured)."""
+        if secret is None:
+            return None
+        name = secret.id or option
+        try:
+            content = secret.get_content(refresh=True)
+        except ops.ModelError as exc:  # not found, or not granted to this application
+            raise SyncBlockedError(
+                f"cannot read the secret in `{option}`: juju grant-secret {name} {self.app.name}"
+            ) from exc
+        if not content.get(key):
+            raise SyncBlockedError(
+                f"the secret in `{option}` has no `{key}` key: juju update-secret {name} {key}=..."
+            )
+        return content[key]
+
+    @contextlib.contextmanager
+    def _kubernetes(self) -> Iterator[lightkube.Client]:
+        """A Kubernetes client; cluster-wide failures become SyncBlockedError."""
+        try:
+            with lightkube.Client(field_manager=MANAGER_NAME) as client:
+                yield client
+        except KubeConfigError as exc:
+            raise SyncBlockedError(
+                f"no Kubernetes credentials ({exc}): deploy with --trust"
+            ) from exc
+        except ClusterError as exc:
+            if not exc.missing_permissions:
+                raise SyncBlockedError(str(exc)) from exc
+            message = str(exc).replace(
+                "deploy with --trust",
+                f"deploy with --trust (or run `juju trust {self.app.name} --scope=cluster`)",
+                1,
+            )
+            raise SyncBlockedError(message) from exc
+
+    def _action_config(self, event: ops.ActionEvent, action: str) -> CharmConfig | None:
+        """The config for an action on the leader, or None after failing the action."""
+        if not self.unit.is_leader():
+            event.fail(f"run this on the leader unit: juju run {self.app.name}/leader {action}")
+            return None
+        try:
+            return self.load_config(CharmConfig, app_name=self.app.name)
+        except ValueError as exc:
+            event.fail(f"invalid config: {exc}")
+            return None
+
+
+def _sync_results(report: engine.SyncReport) -> dict[str, str | int]:
+    """The sync-now action's results."""
+    lines = [str(change) for change in report.changes]
+    lines += [f"held: {change}" for change in report.plan.held]
+    shown = lines[: engine.MAX_LISTED_CHANGES]
+    if len(lines) > len(shown):
+        shown.append(f"... and {len(lines) - len(shown)} more")
+    return {
+        "revision": report.revision or "",
+        **report.counts(),
+        "held": len(report.plan.held),
+        "pending": len(report.pending),
+        "stale": len(report.plan.stale_profiles),
+        "changes": "\n".join(shown) or NONE,
+        "failures": "\n".join(str(failure) for failure in report.failures) or NONE,
+        "dry-run": str(report.dry_run).lower(),
+    }
+
+
+def _nothing_deleted(refused: dict[str, str]) -> str:
+    if not refused:
+        return "nothing to delete: there are no stale profiles"
+    reasons = "; ".join(f"{name}: {why}" for name, why in list(refused.items())[:3])
+    more = f" (+{len(refused) - 3} more, see `refused`)" if len(refused) > 3 else ""
+    return f"nothing deleted: {reasons}{more}"
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _short(revision: str | None) -> str:
+    """A commit's short SHA (or the start of a URL's ETag)."""
+    text = (revision or "unknown").removeprefix("W/").strip('"')
+    return text[:SHORT_SHA]
+
+
+def _with_stale(message: str, stale: Sequence[str]) -> str:
+    """Append `; k stale: a, b (+n more), see list-stale-profiles` when there are any."""
+    if not stale:
+        return message
+    return _fit(f"{message}; {len(stale)} stale", stale, f", see {LIST_STALE}")
+
+
+def _fit(prefix: str, names: Sequence[str], suffix: str) -> str:
+    """`prefix: a, b (+n more)suffix` with as many names as keep it under STATUS_LIMIT."""
+    for shown in range(len(names), 0, -1):
+        rest = len(names) - shown
+        more = f" (+{rest} more)" if rest else ""
+        text = f"{prefix}: {', '.join(names[:shown])}{more}{suffix}"
+        if len(text) < STATUS_LIMIT:
+            return text
+    return f"{prefix}{suffix}"
+
+
+if __name__ == "__main__":  # pragma: nocover
+    ops.main(KubeflowProfilesAutomatorCharm)
