@@ -56,7 +56,7 @@ _HTTPX: Any = getattr(generic_client, "httpx")  # noqa: B009 - not in its __all_
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.TransportError,)
 HTTP_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.HTTPError,)
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
-LIST_PAGE_SIZE = 500
+LIST_PAGE_SIZE = 1000  # kubectl uses 500; fewer round trips matter at 20,000 objects
 
 
 class ClusterError(Exception):

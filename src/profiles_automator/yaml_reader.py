@@ -9,6 +9,7 @@ that with a message that points at the offending line.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ _PLAIN_TAGS = {
 }
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
+_PLAIN_KEY = re.compile(r"[\w-]+")  # keys shown bare in paths; others are quoted
 # libyaml composes about three times faster and reports the same marks; the
 # pure-Python loader is the fallback where PyYAML was built without it.
 _COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -53,7 +55,7 @@ def format_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part and all(c.isalnum() or c in "_-" for c in part):
+        elif _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
             out += f"[{json.dumps(part)}]"

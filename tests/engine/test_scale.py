@@ -17,14 +17,14 @@ from tests.engine.conftest import (
 )
 from tests.fakes.kube_api import FakeKubeAPI
 
-PROFILES, CONTRIBUTORS = 60, 8
+PROFILES, CONTRIBUTORS = 130, 8  # more objects per kind than one list page
 
 
 def _big_pmr() -> str:
     lines = ["profiles:"]
     for i in range(PROFILES):
         lines += [
-            f"  - name: team-{i:02d}",
+            f"  - name: team-{i:03d}",
             f"    owner: {{kind: User, name: owner{i}@example.com}}",
             "    contributors:",
         ]
