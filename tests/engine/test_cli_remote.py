@@ -1,0 +1,106 @@
+"""`pmr plan|sync --repository ...`: the CLI reads the PMR the way the charm does."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import pytest
+
+from profiles_automator.cli import main
+from tests.engine.conftest import PROFILE, names
+from tests.fakes.github_api import GOOD_TOKEN, FakeGitHub
+from tests.fakes.kube_api import FakeKubeAPI
+
+REPO = "org/access"
+PMR = b"""\
+profiles:
+- name: team-a
+  owner: {kind: User, name: alice@example.com}
+  contributors:
+  - {name: bob@example.com, role: edit}
+"""
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        fake.create_repo(REPO, private=True)
+        fake.commit(REPO, {"access/pmr.yaml": PMR})
+        yield fake
+
+
+def _remote(github: FakeGitHub, kubeconfig: pathlib.Path) -> list[str]:
+    return [
+        "--repository",
+        REPO,
+        "--pmr-path",
+        "access",
+        "--github-api-url",
+        github.api_url,
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+
+
+def test_plan_then_sync_from_a_private_repository(
+    api: FakeKubeAPI,
+    github: FakeGitHub,
+    kubeconfig: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.setenv("GITHUB_TOKEN", GOOD_TOKEN)
+
+    planned = main(["plan", *_remote(github, kubeconfig)])
+    synced = main(["sync", *_remote(github, kubeconfig)])
+    again = main(["plan", *_remote(github, kubeconfig)])
+
+    out = capsys.readouterr().out
+    assert (planned, synced, again) == (2, 0, 0)
+    assert f"/{REPO}@main:access @ " in out  # source and the commit it was read at
+    assert names(api, PROFILE) == {"team-a"}
+    assert GOOD_TOKEN not in out
+
+
+def test_token_from_a_file(
+    api: FakeKubeAPI,
+    github: FakeGitHub,
+    kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    token_file = tmp_path / "token"
+    token_file.write_text(GOOD_TOKEN + "\n")
+
+    code = main(["sync", *_remote(github, kubeconfig), "--token-file", str(token_file)])
+
+    assert code == 0
+    assert names(api, PROFILE) == {"team-a"}
+
+
+def test_fetch_failure_changes_nothing_and_exits_1(
+    api: FakeKubeAPI,
+    github: FakeGitHub,
+    kubeconfig: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    api.clear_requests()
+
+    code = main(["sync", *_remote(github, kubeconfig)])
+
+    assert code == 1
+    assert capsys.readouterr().err.startswith("error: ")
+    assert api.requests == []
+
+
+def test_local_paths_and_a_repository_together_are_a_usage_error(
+    github: FakeGitHub, kubeconfig: pathlib.Path, capsys: pytest.CaptureFixture[str]
+):
+    code = main(["plan", "examples/minimal", *_remote(github, kubeconfig)])
+
+    assert code == 2
+    assert "not both" in capsys.readouterr().err
