@@ -57,6 +57,14 @@ def _requests(api: FakeKubeAPI) -> str:
     return ", ".join(f"{n} {verb}" for verb, n in counts.items() if n) or "none"
 
 
+def _counted(api: FakeKubeAPI, argv: list[str], *, expect: int = 0) -> bool:
+    """Run one pmr command and show the requests it made; True if it exited as expected."""
+    api.clear_requests()
+    ok = pmr(argv) == expect
+    print(f"requests: {_requests(api)}")
+    return ok
+
+
 def run(pmr_path: Path) -> int:
     """Run the whole demo; returns 0 when every step behaved as expected."""
     with contextlib.redirect_stderr(sys.stdout):  # keep pmr's messages in order
@@ -75,25 +83,17 @@ def _run(pmr_path: Path) -> int:
         checks = [pmr(["validate", str(pmr_path)]) == 0]
 
         _step("2. pmr plan (exit code 2: there are changes)")
-        api.clear_requests()
-        checks.append(pmr(["plan", str(pmr_path), *cluster]) == 2)
-        print(f"requests: {_requests(api)}")
+        checks.append(_counted(api, ["plan", str(pmr_path), *cluster], expect=2))
 
         _step("3. pmr sync (the safety guard is not triggered by this small revocation)")
-        api.clear_requests()
-        checks.append(pmr(["sync", str(pmr_path), *cluster]) == 0)
-        print(f"requests: {_requests(api)}")
+        checks.append(_counted(api, ["sync", str(pmr_path), *cluster]))
 
         _step("4. someone grants eve@example.com edit in ml-research by hand; sync reverts it")
         _grant_by_hand(api, "ml-research", "eve@example.com")
-        api.clear_requests()
-        checks.append(pmr(["sync", str(pmr_path), *cluster]) == 0)
-        print(f"requests: {_requests(api)}")
+        checks.append(_counted(api, ["sync", str(pmr_path), *cluster]))
 
         _step("5. pmr sync again: a no-op, only the four cluster-wide lists")
-        api.clear_requests()
-        checks.append(pmr(["sync", str(pmr_path), *cluster]) == 0)
-        print(f"requests: {_requests(api)}")
+        checks.append(_counted(api, ["sync", str(pmr_path), *cluster]))
         checks.append(api.count() == api.count("list"))
 
         _step("6. pmr stale: profiles in the cluster but not in the PMR (never auto-deleted)")
