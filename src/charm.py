@@ -277,6 +277,8 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         finally:
             if (cached := cache.to_json()) != stored_cache:
                 self._stored.http_cache = cached
+        if fetched.unchanged:
+            logger.info("PMR commit %s unchanged since the last sync", _short(fetched.revision))
         try:
             loaded = load_pmr(fetched.documents, protected_namespaces=config.protected)
         except PMRInvalidError as exc:

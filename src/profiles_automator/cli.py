@@ -38,6 +38,7 @@ from .loader import DocumentLike, LoadResult, load_pmr, read_paths
 from .planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
 from .problems import PMRInvalidError
 from .schema import schema_text
+from .yaml_reader import DEFAULT_MAX_BYTES
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -95,13 +96,17 @@ def _documents(args: argparse.Namespace) -> tuple[Sequence[DocumentLike], str | 
     if source is None:
         return read_paths(args.paths), None, ", ".join(args.paths)
     cache = DirectoryCache(args.cache_dir) if args.cache_dir else None
-    fetched = fetch_pmr(source, credentials=_credentials(args), cache=cache)
+    fetched = fetch_pmr(
+        source, credentials=_credentials(args), cache=cache, max_bytes=args.max_file_bytes
+    )
     return fetched.documents, fetched.revision, f"{source.describe()} @ {fetched.revision[:12]}"
 
 
 def _load(args: argparse.Namespace) -> LoadResult:
     documents, _, _ = _documents(args)
-    return load_pmr(documents, protected_namespaces=args.protected_namespaces)
+    return load_pmr(
+        documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -141,7 +146,9 @@ class LoadedPMR:
 
 def _read_pmr(args: argparse.Namespace) -> LoadedPMR:
     documents, revision, description = _documents(args)
-    result = load_pmr(documents, protected_namespaces=args.protected_namespaces)
+    result = load_pmr(
+        documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
+    )
     for warning in result.warnings:
         print(warning, file=sys.stderr)
     return LoadedPMR(result, revision, description)
@@ -304,6 +311,13 @@ def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
         "--cluster-name",
         default=None,
         help="this cluster's name, matched against each profile's `clusters`",
+    )
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        metavar="N",
+        help=f"refuse PMR files larger than this (default {DEFAULT_MAX_BYTES})",
     )
 
 

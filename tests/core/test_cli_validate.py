@@ -195,3 +195,10 @@ def test_module_runs_as_a_command():
 
     assert completed.returncode == 0, completed.stderr
     assert summary(completed.stderr).startswith("PMR is valid: 5 profiles, ")
+
+
+def test_max_file_bytes_is_configurable(capsys: pytest.CaptureFixture[str]):
+    code = main(["validate", str(MINIMAL), "--max-file-bytes", "100"])
+
+    assert code == 1
+    assert "over the 100-byte limit" in capsys.readouterr().err
