@@ -374,6 +374,18 @@ def _load(
             parsed_files.append(parsed)
     if structural:
         raise PMRInvalidError(structural)
+    if not any("profiles" in parsed.data for parsed in parsed_files):
+        # An emptied or truncated file must not read as "remove every profile".
+        raise PMRInvalidError(
+            [
+                Problem(
+                    parsed_files[0].where(()),
+                    "profiles",
+                    "no file of the PMR has a `profiles:` list; write `profiles: []` if this "
+                    "cluster should have no profiles",
+                )
+            ]
+        )
     for parsed in parsed_files:
         loader.add_file(parsed)
     pmr = loader.build()

@@ -586,3 +586,9 @@ class TestFullExample:
             "ml-serving",
         ]
         assert "data-staging" not in [p.name for p in result.pmr.for_cluster("prod")]
+
+
+def test_explicit_empty_profiles_list_is_a_valid_pmr():
+    result = load("profiles: []\n")
+
+    assert result.pmr.profiles == ()

@@ -633,6 +633,12 @@ DEFENSIVE_PARSING = [
     case("whitespace-only", b"  \n\n   \n", EMPTY_FILE),
     case("comments-only", b"# profiles come later\n# really\n", EMPTY_FILE),
     case(
+        "no-profiles-key-anywhere",
+        "groups:\n  ml: {members: [a@x.io]}\n",
+        "pmr.yaml:1:1: profiles: no file of the PMR has a `profiles:` list; write "
+        "`profiles: []` if this cluster should have no profiles",
+    ),
+    case(
         "unclosed-flow-mapping",
         """\
         profiles:
