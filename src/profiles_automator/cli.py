@@ -225,6 +225,9 @@ def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) ->
     else:
         summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
         print(f"Applied: {summary or 'nothing'}.")
+        by_kind = report.counts_by_kind()
+        if by_kind:
+            print("  " + ", ".join(f"{what}: {n}" for what, n in by_kind.items()))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

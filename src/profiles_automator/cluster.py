@@ -108,7 +108,9 @@ def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs:
             items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
             return [item if isinstance(item, dict) else item.to_dict() for item in items]
         except HTTP_ERRORS as exc:
-            if attempt + 1 < retry.attempts and _retryable(exc) and _status(exc) != 409:
+            # 410: the continue token expired mid-pagination; the list starts over.
+            transient = _retryable(exc) or _status(exc) == 410
+            if attempt + 1 < retry.attempts and transient and _status(exc) != 409:
                 time.sleep(retry.delay(attempt, exc))
                 continue
             raise diagnose(kind, "list", exc) from exc

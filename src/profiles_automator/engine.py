@@ -115,6 +115,7 @@ class SyncReport:
                 for f in self.failures
             ],
             "counts": self.counts(),
+            "counts_by_kind": self.counts_by_kind(),
         }
 
 

@@ -23,27 +23,23 @@ Obj = dict[str, Any]
 NamespacedKey = tuple[str, str]  # (namespace, name)
 
 
-def _frozen_map(items: Mapping[Any, Obj] | None = None) -> Mapping[Any, Obj]:
-    return dict(items or {})
-
-
 @dataclass(frozen=True)
 class DesiredState:
     """What the PMR says this cluster must contain."""
 
-    profiles: Mapping[str, Obj] = field(default_factory=_frozen_map)
-    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
-    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+    profiles: Mapping[str, Obj] = field(default_factory=dict)
+    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
+    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ObservedState:
     """What a handful of cluster-wide lists returned."""
 
-    profiles: Mapping[str, Obj] = field(default_factory=_frozen_map)
-    namespaces: Mapping[str, Obj] = field(default_factory=_frozen_map)
-    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
-    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=_frozen_map)
+    profiles: Mapping[str, Obj] = field(default_factory=dict)
+    namespaces: Mapping[str, Obj] = field(default_factory=dict)
+    role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
+    authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
 
     @classmethod
     def from_lists(

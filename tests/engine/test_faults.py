@@ -321,3 +321,14 @@ def test_transient_list_failure_is_retried(
 
     assert report.failures == ()
     assert report.in_sync
+
+
+def test_expired_continue_token_restarts_the_list(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    api.add_fault(verb="list", path="authorizationpolicies", status=410, times=1)
+
+    report = sync(client, load(FOUR), settings)
+
+    assert report.failures == ()
+    assert report.in_sync
