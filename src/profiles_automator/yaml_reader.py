@@ -68,8 +68,9 @@ class ParsedYAML:
 
     file: str
     data: Any
-    value_marks: dict[Path, Location] = field(default_factory=dict)
-    key_marks: dict[Path, Location] = field(default_factory=dict)
+    # YAML marks, turned into Locations only when asked: most are never needed.
+    value_marks: dict[Path, yaml.Mark] = field(default_factory=dict)
+    key_marks: dict[Path, yaml.Mark] = field(default_factory=dict)
 
     def where(self, path: Path, *, key: bool = False) -> Location:
         """The closest known location for a path (walking up to a parent if needed)."""
@@ -77,11 +78,11 @@ class ParsedYAML:
         probe = tuple(path)
         while probe:
             if probe in marks:
-                return marks[probe]
+                return _mark(self.file, marks[probe])
             if probe in self.value_marks:
-                return self.value_marks[probe]
+                return _mark(self.file, self.value_marks[probe])
             probe = probe[:-1]
-        return self.value_marks.get((), Location(self.file))
+        return _mark(self.file, self.value_marks.get(()))
 
 
 class YAMLReadError(Exception):
@@ -150,7 +151,7 @@ class _Builder:
                 node.start_mark,
                 path,
             )
-        self.result.value_marks[path] = _mark(self.file, node.start_mark)
+        self.result.value_marks[path] = node.start_mark
         if node.tag not in _PLAIN_TAGS:
             raise _fail(
                 self.file,
@@ -218,7 +219,7 @@ class _Builder:
                 )
             if id(key_node) in explicit:
                 seen[key] = key_node.start_mark
-            self.result.key_marks[child] = _mark(self.file, key_node.start_mark)
+            self.result.key_marks[child] = key_node.start_mark
             out[key] = self.build(value_node, child)
         return out
 
