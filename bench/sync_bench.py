@@ -26,6 +26,7 @@ from profiles_automator.kfam import MANAGER_NAME
 from profiles_automator.loader import Document, load_pmr
 
 CONTRIBUTORS_PER_PROFILE = 10
+NOOP_RUNS = 5
 ROLES = ("admin", "edit", "view")
 
 
@@ -128,7 +129,12 @@ def bench(size: int) -> list[str]:
         text = make_pmr(size)
         label = f"{size} x {CONTRIBUTORS_PER_PROFILE}"
         first = timed_sync(client, text, parent)
-        noop = timed_sync(client, text, parent)
+        # No-op runs vary with the VM's mood: report the median of several.
+        runs = sorted(
+            (timed_sync(client, text, parent) for _ in range(NOOP_RUNS)),
+            key=lambda row: float(row[4].removesuffix(" s")),
+        )
+        noop = runs[len(runs) // 2]
         noop[-1] = f"{traced_peak(client, text)}"
         parent.send("stop")
         parent.recv()

@@ -6,6 +6,7 @@ Central Dashboard's "Manage contributors" lists them and can remove them.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ _NON_ALNUM = re.compile(r"[^a-zA-Z0-9]+")
 MAX_OBJECT_NAME = 253
 
 
+@functools.lru_cache(maxsize=65536)  # the same users recur across many profiles
 def binding_name(user: str, role: Role | str) -> str:
     """The name KFAM's ``getBindingName`` gives a contributor's RoleBinding and policy.
 
@@ -66,15 +68,15 @@ class AccessPolicyOptions:
     userid_header: str = DEFAULT_USERID_HEADER
     userid_prefix: str = ""
 
-    @property
-    def principals(self) -> list[str]:
+    @functools.cached_property
+    def principals(self) -> tuple[str, ...]:
         """Callers allowed to carry the user header: gateway first, then KFP UI, then extras."""
         ordered = [
             self.ingress_gateway_principal,
             self.kfp_ui_principal,
             *self.additional_principals,
         ]
-        return list(dict.fromkeys(p for p in ordered if p))
+        return tuple(dict.fromkeys(p for p in ordered if p))
 
 
 def _metadata(name: str, namespace: str | None, user: str | None, role: Role | None) -> dict:
@@ -143,7 +145,7 @@ def authorization_policy(
         "spec": {
             "rules": [
                 {
-                    "from": [{"source": {"principals": options.principals}}],
+                    "from": [{"source": {"principals": list(options.principals)}}],
                     "when": [
                         {
                             "key": f"request.headers[{options.userid_header}]",
