@@ -312,21 +312,17 @@ def test_forbidden_writes_fail_per_object(
     assert len(contributor_names(api, ROLE_BINDING, "team-a")) == 5
 
 
-def test_transient_list_failure_is_retried(
-    api: FakeKubeAPI, client: Client, settings: SyncSettings
+@pytest.mark.parametrize(
+    ("plural", "status"),
+    [
+        ("rolebindings", 503),  # a transient server error
+        ("authorizationpolicies", 410),  # the continue token expired: the list starts over
+    ],
+)
+def test_a_failed_list_is_retried_whole(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings, plural: str, status: int
 ):
-    api.add_fault(verb="list", path="rolebindings", status=503, times=1)
-
-    report = sync(client, load(FOUR), settings)
-
-    assert report.failures == ()
-    assert report.in_sync
-
-
-def test_expired_continue_token_restarts_the_list(
-    api: FakeKubeAPI, client: Client, settings: SyncSettings
-):
-    api.add_fault(verb="list", path="authorizationpolicies", status=410, times=1)
+    api.add_fault(verb="list", path=plural, status=status, times=1)
 
     report = sync(client, load(FOUR), settings)
 
