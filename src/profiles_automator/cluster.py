@@ -270,10 +270,10 @@ def _hold_revocations_after_failed_grants(
     batch: list[Change], failures: list[Failure]
 ) -> tuple[list[Change], list[Failure]]:
     """Grants go first so a role change never leaves a gap; keep it so when one fails."""
-    failed = {f.change.namespace for f in failures if not f.change.is_revocation}
+    failed = {f.change.namespace for f in failures if not f.change.removes_contributor_object}
     if not failed:
         return batch, []
-    held = [c for c in batch if c.is_revocation and c.namespace in failed]
+    held = [c for c in batch if c.removes_contributor_object and c.namespace in failed]
     message = "not revoked: a grant in this namespace failed; the next run retries both"
     return [c for c in batch if c not in held], [Failure(c, None, message) for c in held]
 

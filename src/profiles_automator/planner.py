@@ -62,15 +62,23 @@ class Change:
     # drop fields that another field manager (a person, KFAM) set.
     remove_paths: tuple[str, ...] = ()
     phase: int = PHASE_GRANT
+    # False when the user keeps access in the namespace (a role change, or a
+    # binding of the same user and role under another name being tidied up).
+    revokes_access: bool = True
 
     @property
-    def is_revocation(self) -> bool:
-        """Deleting a contributor object takes someone's access away."""
+    def removes_contributor_object(self) -> bool:
+        """Deleting a contributor's binding or policy (never the owner's)."""
         return (
             self.action == "delete"
             and self.kind in ("RoleBinding", "AuthorizationPolicy")
             and self.name not in OWNER_OBJECT_NAMES
         )
+
+    @property
+    def is_revocation(self) -> bool:
+        """Takes someone's access to a profile away: what the safety guard counts."""
+        return self.removes_contributor_object and self.revokes_access
 
     @property
     def ident(self) -> str:
@@ -270,14 +278,27 @@ def _compare_contributor(
     return Change("update", kind, name, "; ".join(reasons), namespace, desired, removals)
 
 
-def _revoke_reason(obj: Obj, profile: str, wanted_users: Mapping[str, str]) -> str:
+def _removal(
+    kind: Kind, namespace: str, name: str, obj: Obj, wanted_users: Mapping[str, str]
+) -> Change:
+    """Delete a contributor object the PMR does not ask for, saying what it means."""
     identity = kfam_identity(obj)
-    if identity is None:
-        return "not a contributor in the PMR"
-    user, role = identity
-    if user in wanted_users:
-        return f"{user} is now {wanted_users[user]} in {profile}, not {role}"
-    return f"{user} is not a contributor of {profile} in the PMR"
+    user, role = identity if identity else ("", "")
+    if user not in wanted_users:
+        reason = f"{user} is not a contributor of {namespace} in the PMR"
+    elif wanted_users[user] == role:
+        reason = f"duplicate of the KFAM-named object for {user} {role} (e.g. an older naming)"
+    else:
+        reason = f"{user} is now {wanted_users[user]} in {namespace}, not {role}"
+    return Change(
+        "delete",
+        kind,
+        name,
+        reason,
+        namespace,
+        phase=PHASE_REVOKE,
+        revokes_access=user not in wanted_users,
+    )
 
 
 def plan_contributors(
@@ -304,8 +325,7 @@ def plan_contributors(
             changes.append(drift)
     for key in kfam_current:
         if key not in desired:
-            reason = _revoke_reason(current[key], namespace, wanted_users)
-            changes.append(Change("delete", kind, key[1], reason, namespace, phase=PHASE_REVOKE))
+            changes.append(_removal(kind, namespace, key[1], current[key], wanted_users))
     return changes
 
 

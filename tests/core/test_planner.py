@@ -354,3 +354,45 @@ def test_profile_object_matches_the_kubeflow_profile_shape():
 def test_extra_paths_lists_only_map_keys_missing_from_desired():
     assert extra_paths({"a": {"b": 1}}, {"a": {"b": 1, "c/d": 2}, "e": [1]}) == ["/a/c~1d", "/e"]
     assert extra_paths({"a": [1]}, {"a": [1, 2]}) == []
+
+
+def test_role_changes_are_not_revocations_for_the_guard():
+    users = {f"user{i}@example.com": "view" for i in range(3)}
+    cluster = _cluster_in_sync(profile("team-a", contributors=users))
+    promoted = dict.fromkeys(users, "edit")
+
+    result = plan(
+        desired(profile("team-a", contributors=promoted)),
+        cluster.observed(),
+        PlanOptions(max_revocations=0),
+    )
+
+    assert result.held == ()
+    assert sum(c.action == "delete" for c in result.changes) == 6
+    assert not any(c.is_revocation for c in result.changes)
+
+
+def test_bindings_of_an_older_naming_are_replaced_without_counting_as_revocations():
+    """Migrating from a tool that named KFAM objects differently keeps everyone's access."""
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(profile("team-a"))
+    for store, obj in (
+        (cluster.role_bindings, kfam_binding("team-a", "alice@example.com", "edit")),
+        (cluster.policies, kfam_policy("team-a", "alice@example.com", "edit")),
+    ):
+        obj["metadata"]["name"] = "alice-example-com-edit"
+        store[("team-a", "alice-example-com-edit")] = obj
+
+    result = plan(desired(team), cluster.observed(), PlanOptions(max_revocations=0))
+
+    assert _actions(result) == {
+        ("create", "RoleBinding", "team-a", ALICE_EDIT),
+        ("create", "AuthorizationPolicy", "team-a", ALICE_EDIT),
+        ("delete", "RoleBinding", "team-a", "alice-example-com-edit"),
+        ("delete", "AuthorizationPolicy", "team-a", "alice-example-com-edit"),
+    }
+    removal = next(c for c in result.changes if c.action == "delete")
+    assert removal.reason.startswith(
+        "duplicate of the KFAM-named object for alice@example.com edit"
+    )
+    assert result.held == ()
