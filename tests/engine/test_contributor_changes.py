@@ -282,3 +282,28 @@ def test_access_settings_change_updates_policies_in_place(
     assert policy["metadata"]["annotations"]["user"] == "bob@example.com"
     api.clear_requests()
     assert sync(client, load(BEFORE), changed).changes == ()
+
+
+def test_bindings_named_by_another_tool_are_renamed_without_tripping_the_guard(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    """github-profiles-automator named KFAM objects `<user>-<role>`; access never lapses."""
+    sync(client, load(OWNER_ONLY), settings)
+    legacy = []
+    for user, role in (("bob@example.com", "edit"), ("carol@example.com", "view")):
+        for obj in (
+            dashboard_binding("team-a", user, role),
+            dashboard_policy("team-a", user, role),
+        ):
+            obj["metadata"]["name"] = user.replace("@", "-").replace(".", "-") + f"-{role}"
+            legacy.append(obj)
+    put_all(api, legacy)
+    strict = replace(settings, options=replace(settings.options, max_revocations=0))
+
+    report = sync(client, load(BEFORE), strict)
+
+    assert report.plan.held == ()
+    assert report.failures == ()
+    expected = {"user-bob-example-com-clusterrole-edit", "user-carol-example-com-clusterrole-view"}
+    for kind in KINDS:
+        assert contributor_names(api, kind, "team-a") == expected
