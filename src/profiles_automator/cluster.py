@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.core import generic_client
@@ -22,6 +22,7 @@ from .planner import Change
 from .state import Obj, ObservedState
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
 # Generic (dict-backed) classes for the built-in kinds too: the cluster-wide
@@ -56,6 +57,9 @@ _HTTPX: Any = getattr(generic_client, "httpx")  # noqa: B009 - not in its __all_
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.TransportError,)
 HTTP_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.HTTPError,)
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+# A list is read-only: a conflict means nothing there, and 410 (a continue
+# token expired mid-pagination) just means starting the list over.
+LIST_RETRYABLE_STATUS = (RETRYABLE_STATUS - {409}) | {410}
 LIST_PAGE_SIZE = 1000  # kubectl uses 500; fewer round trips matter at 20,000 objects
 
 
@@ -102,19 +106,15 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
 
 def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs: Any) -> list[Obj]:
     """One paginated list, retried whole on a transient error, or a diagnosis."""
-    retry = retry or RetryPolicy()
-    for attempt in range(retry.attempts):
-        try:
-            items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
-            return [item if isinstance(item, dict) else item.to_dict() for item in items]
-        except HTTP_ERRORS as exc:
-            # 410: the continue token expired mid-pagination; the list starts over.
-            transient = _retryable(exc) or _status(exc) == 410
-            if attempt + 1 < retry.attempts and transient and _status(exc) != 409:
-                time.sleep(retry.delay(attempt, exc))
-                continue
-            raise diagnose(kind, "list", exc) from exc
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_all() -> list[Obj]:
+        items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
+        return [item if isinstance(item, dict) else item.to_dict() for item in items]
+
+    try:
+        return _with_retries(list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS)
+    except HTTP_ERRORS as exc:
+        raise diagnose(kind, "list", exc) from exc
 
 
 def observe(client: Client, retry: RetryPolicy | None = None) -> ObservedState:
@@ -167,8 +167,25 @@ class RetryPolicy:
         return min(self.base_delay * 2**attempt, self.max_delay)
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TRANSPORT_ERRORS) or _status(exc) in RETRYABLE_STATUS
+def _with_retries(
+    call: Callable[[], T],
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    statuses: frozenset[int] = RETRYABLE_STATUS,
+) -> T:
+    """Run ``call``, retrying dropped connections and the given statuses with backoff.
+
+    The last error is raised unchanged once the attempts are spent or it is not transient.
+    """
+    for attempt in range(retry.attempts - 1):
+        try:
+            return call()
+        except HTTP_ERRORS as exc:
+            if not (isinstance(exc, TRANSPORT_ERRORS) or _status(exc) in statuses):
+                raise
+            log.info("retrying after %s", _message(exc))
+            sleep(retry.delay(attempt, exc))
+    return call()
 
 
 def _delete(client: Client, change: Change) -> None:
@@ -217,18 +234,12 @@ def execute(client: Client, change: Change) -> None:
 def _attempt(
     client: Client, change: Change, retry: RetryPolicy, sleep: Callable[[float], None]
 ) -> Failure | None:
-    for attempt in range(retry.attempts):
-        try:
-            execute(client, change)
-            return None
-        except HTTP_ERRORS as exc:
-            if attempt + 1 < retry.attempts and _retryable(exc):
-                log.info("retrying %s after %s", change.ident, _message(exc))
-                sleep(retry.delay(attempt, exc))
-                continue
-            log.warning("failed: %s: %s", change, _message(exc))
-            return Failure(change, _status(exc), _message(exc))
-    return None  # pragma: no cover - the loop always returns
+    try:
+        _with_retries(lambda: execute(client, change), retry, sleep)
+    except HTTP_ERRORS as exc:
+        log.warning("failed: %s: %s", change, _message(exc))
+        return Failure(change, _status(exc), _message(exc))
+    return None
 
 
 @dataclass(frozen=True)
