@@ -5,7 +5,6 @@ Shared by the charm and the ``pmr`` command so both behave the same.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -26,9 +25,9 @@ from .cluster import (
 )
 from .gc_pause import no_gc_pauses
 from .kfam import AccessPolicyOptions, owner_from_subject
-from .loader import RESERVED_NAMESPACES, is_reserved
+from .loader import RESERVED_NAMESPACES
 from .model import PMR
-from .planner import Change, Plan, PlanOptions, plan, plan_pending
+from .planner import Change, Plan, PlanOptions, is_ignored, plan, plan_pending, stale_names
 from .state import DesiredState, desired_state
 
 log = logging.getLogger(__name__)
@@ -51,11 +50,6 @@ class SyncSettings:
     def desired(self, pmr: PMR) -> DesiredState:
         """The PMR rendered for this cluster."""
         return desired_state(pmr, cluster_name=self.cluster_name, access=self.access)
-
-    def never_stale(self, name: str) -> bool:
-        """Ignored profiles and protected namespaces are never stale and never touched."""
-        ignored = any(fnmatch.fnmatchcase(name, g) for g in self.options.ignored_profiles)
-        return ignored or is_reserved(name, self.protected_namespaces)
 
     def plan_options(self) -> PlanOptions:
         """Plan options with protected namespaces folded into the ignore list."""
@@ -189,16 +183,15 @@ class StaleProfile:
 
 def stale_profiles(client: Client, pmr: PMR, settings: SyncSettings) -> list[StaleProfile]:
     """Profiles that exist in the cluster but not in the PMR (ignored ones excluded)."""
+    profiles = {p["metadata"]["name"]: p for p in list_profiles(client, settings.retry)}
     wanted = {p.name for p in pmr.for_cluster(settings.cluster_name)}
     stale = []
-    for obj in list_profiles(client, settings.retry):
-        meta = obj.get("metadata") or {}
-        name = meta.get("name", "")
-        if name in wanted or settings.never_stale(name):
-            continue
+    for name in stale_names(profiles, wanted, settings.plan_options().ignored_profiles):
+        obj = profiles[name]
         owner = owner_from_subject((obj.get("spec") or {}).get("owner") or {})
-        stale.append(StaleProfile(name, owner.name, meta.get("creationTimestamp", "unknown")))
-    return sorted(stale, key=lambda s: s.name)
+        created = obj["metadata"].get("creationTimestamp", "unknown")
+        stale.append(StaleProfile(name, owner.name, created))
+    return stale
 
 
 @dataclass(frozen=True)
@@ -223,10 +216,11 @@ def delete_stale_profiles(
     stale = {s.name for s in stale_profiles(client, pmr, settings)}
     wanted = {p.name for p in pmr.for_cluster(settings.cluster_name)}
     targets = sorted(stale) if names is None else list(dict.fromkeys(names))
+    ignored = settings.plan_options().ignored_profiles
     refused: dict[str, str] = {}
     chosen: list[str] = []
     for name in targets:
-        if settings.never_stale(name):
+        if is_ignored(name, ignored):
             refused[name] = "ignored or protected: never deleted by this charm"
         elif name in wanted:
             refused[name] = "in the PMR: not stale"

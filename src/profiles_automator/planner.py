@@ -7,7 +7,7 @@ never at history, so running it again after a partial apply finishes the job.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -363,6 +363,19 @@ def _guard(
     return kept, revocations, "; ".join(reasons)
 
 
+def is_ignored(name: str, ignored: Iterable[str]) -> bool:
+    """Profiles matching an ignored name or glob are never stale and never touched."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in ignored)
+
+
+def stale_names(
+    existing: Iterable[str], wanted: Container[str], ignored: Iterable[str]
+) -> list[str]:
+    """Profiles in the cluster that the PMR does not name, ignored ones excluded."""
+    ignored = tuple(ignored)
+    return sorted(n for n in existing if n not in wanted and not is_ignored(n, ignored))
+
+
 def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -> Plan:
     """Compute the changes that make the cluster match the PMR, safely."""
     changes: list[Change] = []
@@ -392,12 +405,7 @@ def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -
                 name, "AuthorizationPolicy", want_ap.get(name, {}), have_ap.get(name, {}), kfam_ap
             )
         )
-    stale = sorted(
-        name
-        for name in observed.profiles
-        if name not in desired.profiles
-        and not any(fnmatch.fnmatchcase(name, g) for g in options.ignored_profiles)
-    )
+    stale = stale_names(observed.profiles, desired.profiles, options.ignored_profiles)
     if options.revoke_stale_access:
         for name in stale:
             kfam_rb, kfam_ap = observed.contributor_objects(name)
