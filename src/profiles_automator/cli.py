@@ -103,10 +103,7 @@ def _documents(args: argparse.Namespace) -> tuple[Sequence[DocumentLike], str | 
 
 
 def _load(args: argparse.Namespace) -> LoadResult:
-    documents, _, _ = _documents(args)
-    return load_pmr(
-        documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
-    )
+    return _read_pmr(args, show_warnings=False).result
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -144,13 +141,15 @@ class LoadedPMR:
     description: str
 
 
-def _read_pmr(args: argparse.Namespace) -> LoadedPMR:
+def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> LoadedPMR:
+    """Read and validate the PMR from local paths or its remote source."""
     documents, revision, description = _documents(args)
     result = load_pmr(
         documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
     )
-    for warning in result.warnings:
-        print(warning, file=sys.stderr)
+    if show_warnings:
+        for warning in result.warnings:
+            print(warning, file=sys.stderr)
     return LoadedPMR(result, revision, description)
 
 
