@@ -21,9 +21,9 @@ from pathlib import Path
 
 from lightkube import Client, KubeConfig
 
-from profiles_automator.engine import SyncSettings, sync
-from profiles_automator.kfam import MANAGER_NAME
-from profiles_automator.loader import Document, load_pmr
+from profiles_automator.pmr.loader import Document, load_pmr
+from profiles_automator.sync.engine import SyncSettings, sync
+from profiles_automator.sync.kfam import MANAGER_NAME
 
 CONTRIBUTORS_PER_PROFILE = 10
 NOOP_RUNS = 5

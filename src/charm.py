@@ -20,12 +20,12 @@ import ops
 from lightkube.core.exceptions import ConfigError as KubeConfigError
 
 from charm_config import CharmConfig
-from profiles_automator import engine
-from profiles_automator.cluster import ClusterError
-from profiles_automator.fetch import Credentials, FetchError, MemoryCache, fetch_pmr
-from profiles_automator.kfam import MANAGER_NAME
-from profiles_automator.loader import LoadResult, load_pmr
-from profiles_automator.problems import PMRInvalidError
+from profiles_automator.pmr.loader import LoadResult, load_pmr
+from profiles_automator.pmr.problems import PMRInvalidError
+from profiles_automator.sources.fetch import Credentials, FetchError, MemoryCache, fetch_pmr
+from profiles_automator.sync import engine
+from profiles_automator.sync.cluster import ClusterError
+from profiles_automator.sync.kfam import MANAGER_NAME
 
 logger = logging.getLogger(__name__)
 

@@ -12,15 +12,15 @@ import re
 
 import ops
 
-from profiles_automator.engine import SyncSettings
-from profiles_automator.fetch import Source, source_from_options
-from profiles_automator.kfam import (
+from profiles_automator.sources.fetch import Source, source_from_options
+from profiles_automator.sync.engine import SyncSettings
+from profiles_automator.sync.kfam import (
     DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
     DEFAULT_KFP_UI_PRINCIPAL,
     DEFAULT_USERID_HEADER,
     AccessPolicyOptions,
 )
-from profiles_automator.planner import DEFAULT_MAX_REVOCATIONS, PlanOptions
+from profiles_automator.sync.planner import DEFAULT_MAX_REVOCATIONS, PlanOptions
 
 APP_PLACEHOLDER = "APP"
 

@@ -13,13 +13,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from profiles_automator.kfam import (
+from profiles_automator.sync.kfam import (
     NAMESPACE_OWNER_ANNOTATION,
     OWNER_AUTHORIZATION_POLICY,
     OWNER_ROLEBINDING,
 )
-from profiles_automator.planner import Change
-from profiles_automator.state import ObservedState
+from profiles_automator.sync.planner import Change
+from profiles_automator.sync.state import ObservedState
 
 Obj = dict[str, Any]
 

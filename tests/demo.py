@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from profiles_automator.cli import main as pmr
-from profiles_automator.kfam import AccessPolicyOptions, authorization_policy, role_binding
-from profiles_automator.model import Role
+from profiles_automator.pmr.model import Role
+from profiles_automator.sync.kfam import AccessPolicyOptions, authorization_policy, role_binding
 from tests.fakes.kube_api import FakeKubeAPI
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "full"

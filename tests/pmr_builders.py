@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from profiles_automator.kfam import (
+from profiles_automator.pmr.kfam_names import binding_name
+from profiles_automator.pmr.model import PMR, Contributor, Owner, Profile, Role, freeze
+from profiles_automator.sync.kfam import (
     AccessPolicyOptions,
     authorization_policy,
-    binding_name,
     role_binding,
 )
-from profiles_automator.model import PMR, Contributor, Owner, Profile, Role, freeze
-from profiles_automator.state import DesiredState, desired_state
+from profiles_automator.sync.state import DesiredState, desired_state
 
 ACCESS = AccessPolicyOptions()
 

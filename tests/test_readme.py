@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from profiles_automator.loader import Document, load_pmr
+from profiles_automator.pmr.loader import Document, load_pmr
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

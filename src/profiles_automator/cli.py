@@ -11,16 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .cluster import ClusterError
-from .engine import (
-    SyncReport,
-    SyncSettings,
-    delete_stale_profiles,
-    plan_sync,
-    stale_profiles,
-    sync,
-)
-from .fetch import (
+from profiles_automator.pmr.loader import DocumentLike, LoadResult, load_pmr, read_paths
+from profiles_automator.pmr.problems import PMRInvalidError
+from profiles_automator.pmr.schema import schema_text
+from profiles_automator.pmr.yaml_reader import DEFAULT_MAX_BYTES
+from profiles_automator.sources.fetch import (
     Credentials,
     DirectoryCache,
     FetchError,
@@ -28,17 +23,22 @@ from .fetch import (
     fetch_pmr,
     source_from_options,
 )
-from .kfam import (
+from profiles_automator.sync.cluster import ClusterError
+from profiles_automator.sync.engine import (
+    SyncReport,
+    SyncSettings,
+    delete_stale_profiles,
+    plan_sync,
+    stale_profiles,
+    sync,
+)
+from profiles_automator.sync.kfam import (
     DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
     DEFAULT_KFP_UI_PRINCIPAL,
     DEFAULT_USERID_HEADER,
     AccessPolicyOptions,
 )
-from .loader import DocumentLike, LoadResult, load_pmr, read_paths
-from .planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
-from .problems import PMRInvalidError
-from .schema import schema_text
-from .yaml_reader import DEFAULT_MAX_BYTES
+from profiles_automator.sync.planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -178,7 +178,7 @@ def _client(args: argparse.Namespace) -> Any:
     """A lightkube client: --kubeconfig, else in-cluster, else KUBECONFIG or ~/.kube/config."""
     from lightkube import Client, KubeConfig
 
-    from .kfam import MANAGER_NAME
+    from profiles_automator.sync.kfam import MANAGER_NAME
 
     config = KubeConfig.from_file(args.kubeconfig) if args.kubeconfig else KubeConfig.from_env()
     chosen = config.get(context_name=args.context) if args.context else config

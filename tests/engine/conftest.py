@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from lightkube import Client, KubeConfig
 
-from profiles_automator.cluster import RetryPolicy
-from profiles_automator.engine import SyncSettings
-from profiles_automator.kfam import MANAGER_NAME
-from profiles_automator.loader import Document, load_pmr
-from profiles_automator.model import PMR
+from profiles_automator.pmr.loader import Document, load_pmr
+from profiles_automator.pmr.model import PMR
+from profiles_automator.sync.cluster import RetryPolicy
+from profiles_automator.sync.engine import SyncSettings
+from profiles_automator.sync.kfam import MANAGER_NAME
 from tests.fakes.kube_api import FakeKubeAPI, RequestRecord
 
 RBAC = "rbac.authorization.k8s.io"

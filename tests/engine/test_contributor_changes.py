@@ -8,8 +8,8 @@ from lightkube import Client
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.types import PatchType
 
-from profiles_automator.engine import SyncSettings, sync
-from profiles_automator.kfam import AccessPolicyOptions
+from profiles_automator.sync.engine import SyncSettings, sync
+from profiles_automator.sync.kfam import AccessPolicyOptions
 from tests.engine.conftest import (
     GATEWAY,
     KFP_UI,

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lightkube import Client, KubeConfig
 
-from profiles_automator.engine import SyncSettings, sync
-from profiles_automator.kfam import MANAGER_NAME
-from profiles_automator.planner import PlanOptions
+from profiles_automator.sync.engine import SyncSettings, sync
+from profiles_automator.sync.kfam import MANAGER_NAME
+from profiles_automator.sync.planner import PlanOptions
 from tests.engine.conftest import FAST_RETRY, WRITE_VERBS, dashboard_binding, dashboard_policy
 from tests.fakes.kube_api import FakeKubeAPI
 from tests.pmr_builders import pmr, profile

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from lightkube import Client
 
-from profiles_automator.cluster import ClusterError
-from profiles_automator.engine import SyncSettings, sync
+from profiles_automator.sync.cluster import ClusterError
+from profiles_automator.sync.engine import SyncSettings, sync
 from tests.engine.conftest import (
     OBSERVED,
     POLICY,

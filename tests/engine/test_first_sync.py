@@ -6,8 +6,8 @@ from collections import Counter
 
 from lightkube import Client
 
-from profiles_automator.engine import SyncSettings, sync
-from profiles_automator.kfam import binding_name
+from profiles_automator.pmr.kfam_names import binding_name
+from profiles_automator.sync.engine import SyncSettings, sync
 from tests.engine.conftest import (
     GATEWAY,
     KFP_UI,

@@ -9,7 +9,7 @@ from lightkube import Client
 from lightkube.generic_resource import create_global_resource
 from lightkube.types import PatchType
 
-from profiles_automator.engine import SyncSettings, sync
+from profiles_automator.sync.engine import SyncSettings, sync
 from tests.engine.conftest import (
     MANAGED,
     NAMESPACE,

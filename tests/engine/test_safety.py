@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from lightkube import Client
 
-from profiles_automator.engine import SyncSettings, sync
-from profiles_automator.planner import PlanOptions
+from profiles_automator.sync.engine import SyncSettings, sync
+from profiles_automator.sync.planner import PlanOptions
 from tests.engine.conftest import (
     FAST_RETRY,
     OBSERVED,

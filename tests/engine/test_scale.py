@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lightkube import Client
 
-from profiles_automator.cluster import LIST_PAGE_SIZE
-from profiles_automator.engine import SyncSettings, sync
+from profiles_automator.sync.cluster import LIST_PAGE_SIZE
+from profiles_automator.sync.engine import SyncSettings, sync
 from tests.engine.conftest import (
     OBSERVED,
     POLICY,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from lightkube import Client
 
-from profiles_automator.engine import (
+from profiles_automator.sync.engine import (
     StaleProfile,
     SyncSettings,
     delete_stale_profiles,
     stale_profiles,
     sync,
 )
-from profiles_automator.planner import PlanOptions
+from profiles_automator.sync.planner import PlanOptions
 from tests.engine.conftest import (
     FAST_RETRY,
     NAMESPACE,

@@ -1,0 +1,394 @@
+"""PMR files in, an immutable expanded model (plus warnings) out, or every error found."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from profiles_automator.gc_pause import no_gc_pauses
+from profiles_automator.pmr.kfam_names import MAX_OBJECT_NAME, binding_name, binding_user_part
+from profiles_automator.pmr.model import PMR, Contributor, Origin, Owner, Profile, Role, freeze
+from profiles_automator.pmr.problems import Location, PMRInvalidError, Problem
+from profiles_automator.pmr.schema import schema_problems
+from profiles_automator.pmr.yaml_reader import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_NODES,
+    ParsedYAML,
+    YAMLReadError,
+    format_path,
+    read_yaml,
+)
+
+SUPPORTED_VERSIONS = (1,)
+YAML_SUFFIXES = (".yaml", ".yml")
+
+# A contributor binding in any of these would hand out power over the platform itself.
+RESERVED_NAMESPACES = (
+    "default",
+    "kube-*",
+    "kubeflow",
+    "istio-system",
+    "knative-*",
+    "cert-manager",
+    "auth",
+    "dex",
+    "oauth2-proxy",
+    "metallb-system",
+)
+
+
+class DocumentLike(Protocol):
+    """Anything with a display name and raw bytes (a local file, a fetched file)."""
+
+    @property
+    def name(self) -> str:
+        """The path or URL an admin recognises."""
+        ...
+
+    @property
+    def content(self) -> bytes:
+        """The raw bytes, decoded only by the YAML reader."""
+        ...
+
+
+@dataclass(frozen=True)
+class Document:
+    """One PMR file: the name used in messages and its raw bytes."""
+
+    name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A valid PMR and what is worth an admin's attention in it."""
+
+    pmr: PMR
+    warnings: tuple[Problem, ...] = ()
+
+
+def is_reserved(name: str, protected: Iterable[str] = ()) -> bool:
+    """True for namespaces that must never become profiles."""
+    return any(fnmatch.fnmatchcase(name, p) for p in (*RESERVED_NAMESPACES, *protected) if p)
+
+
+def read_paths(paths: Sequence[str | Path]) -> list[Document]:
+    """Read PMR files and folders (``*.yaml``/``*.yml``, recursively) from disk."""
+    documents: list[Document] = []
+    errors: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix in YAML_SUFFIXES
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+            if not files:
+                errors.append(
+                    Problem(Location(str(path)), "", "folder holds no *.yaml or *.yml files")
+                )
+            documents.extend(Document(str(f), f.read_bytes()) for f in files)
+        elif path.is_file():
+            documents.append(Document(str(path), path.read_bytes()))
+        else:
+            errors.append(Problem(Location(str(path)), "", "no such file or folder"))
+    if errors:
+        raise PMRInvalidError(errors)
+    return documents
+
+
+@dataclass
+class _Entry:
+    """A located piece of one file, kept until the files are merged."""
+
+    parsed: ParsedYAML
+    path: tuple[str | int, ...]
+    value: Any
+
+    @property
+    def location(self) -> Location:
+        return self.parsed.where(self.path)
+
+    def at(self, *child: str | int, key: bool = False) -> Location:
+        return self.parsed.where((*self.path, *child), key=key)
+
+    def name(self, *child: str | int) -> str:
+        return format_path((*self.path, *child))
+
+
+class _Loader:
+    def __init__(self, protected_namespaces: Iterable[str]):
+        self.protected = tuple(protected_namespaces)
+        self.errors: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.groups: dict[str, _Entry] = {}
+        self.used_groups: set[str] = set()
+        self.defaults: _Entry | None = None
+        self.profiles: list[_Entry] = []
+        self.files: list[str] = []
+
+    def error(self, location: Location, path: str, message: str) -> None:
+        self.errors.append(Problem(location, path, message))
+
+    def warn(self, location: Location, path: str, message: str) -> None:
+        self.warnings.append(Problem(location, path, message, "warning"))
+
+    # -- merging files -------------------------------------------------------
+
+    def add_file(self, parsed: ParsedYAML) -> None:
+        self.files.append(parsed.file)
+        data = parsed.data
+        for name, group in (data.get("groups") or {}).items():
+            entry = _Entry(parsed, ("groups", name), group)
+            if name in self.groups:
+                first = self.groups[name]
+                self.error(
+                    entry.at(key=True),
+                    entry.name(),
+                    f"group {name!r} is defined twice (also at {first.at(key=True)}); "
+                    "define each group once",
+                )
+            else:
+                self.groups[name] = entry
+        if "defaults" in data:
+            entry = _Entry(parsed, ("defaults",), data["defaults"])
+            if self.defaults is not None:
+                self.error(
+                    entry.at(key=True),
+                    "defaults",
+                    f"`defaults` is set in two files (also at {self.defaults.at(key=True)}); "
+                    "keep it in one file",
+                )
+            else:
+                self.defaults = entry
+        for index, profile in enumerate(data.get("profiles") or []):
+            self.profiles.append(_Entry(parsed, ("profiles", index), profile))
+
+    # -- building the model --------------------------------------------------
+
+    def build(self) -> PMR:
+        seen: dict[str, _Entry] = {}
+        profiles: list[Profile] = []
+        for entry in self.profiles:
+            name = entry.value["name"]
+            if name in seen:
+                self.error(
+                    entry.at("name"),
+                    entry.name("name"),
+                    f"profile {name!r} is defined twice (also at {seen[name].at('name')}); "
+                    "keep one definition",
+                )
+                continue
+            seen[name] = entry
+            profile = self.profile(entry)
+            if profile is not None:
+                profiles.append(profile)
+        for name, entry in self.groups.items():
+            if name not in self.used_groups:
+                self.warn(entry.at(key=True), entry.name(), f"group {name!r} is not used")
+        groups = {n: tuple(dict.fromkeys(e.value["members"])) for n, e in self.groups.items()}
+        return PMR(tuple(profiles), MappingProxyType(groups), tuple(self.files))
+
+    def profile(self, entry: _Entry) -> Profile | None:
+        value = entry.value
+        name = value["name"]
+        if is_reserved(name, self.protected):
+            self.error(
+                entry.at("name"),
+                entry.name("name"),
+                f"{name!r} is a reserved namespace and can never be a profile: a contributor "
+                "binding there would hand out power over the platform; choose another name",
+            )
+            return None
+        defaults = self.defaults.value if self.defaults else {}
+        owner_data = value.get("owner") or defaults.get("owner")
+        if owner_data is None:
+            self.error(
+                entry.location,
+                entry.name(),
+                f"profile {name!r} has no owner: set `owner` on it or `defaults.owner`",
+            )
+            return None
+        owner = Owner(owner_data["kind"], owner_data["name"], owner_data.get("namespace"))
+        contributors = self.contributors(entry, owner)
+        resources = value["resources"] if "resources" in value else defaults.get("resources", {})
+        clusters = value.get("clusters")
+        return Profile(
+            name=name,
+            owner=owner,
+            contributors=contributors,
+            resources=freeze(resources),
+            plugins=freeze(value.get("plugins", [])),
+            clusters=tuple(clusters) if clusters is not None else None,
+            location=entry.location,
+        )
+
+    def _entries(self, entry: _Entry) -> list[_Entry]:
+        own = [
+            _Entry(entry.parsed, (*entry.path, "contributors", i), c)
+            for i, c in enumerate(entry.value.get("contributors") or [])
+        ]
+        if self.defaults is None:
+            return own
+        defaults = self.defaults
+        return own + [
+            _Entry(defaults.parsed, ("defaults", "contributors", i), c)
+            for i, c in enumerate(defaults.value.get("contributors") or [])
+        ]
+
+    def contributors(self, entry: _Entry, owner: Owner) -> tuple[Contributor, ...]:
+        roles: dict[str, Role] = {}
+        origins: dict[str, list[Origin]] = {}
+        for item in self._entries(entry):
+            role = Role(item.value["role"])
+            for user, origin in self.expand(item):
+                if user not in roles or role.rank > roles[user].rank:
+                    roles[user] = role
+                origins.setdefault(user, []).append(origin)
+        if owner.kind == "User" and owner.name in roles:
+            # Through a group this is normal (owners are often in their team's group);
+            # listed by name it is a slip worth pointing out.
+            for origin in origins[owner.name]:
+                if origin.group is None:
+                    self.warn(
+                        origin.location,
+                        origin.path,
+                        f"{owner.name} owns profile {entry.value['name']!r} and already has "
+                        "admin access; this contributor entry is ignored",
+                    )
+            del roles[owner.name]
+        self.check_names(entry, roles, origins)
+        return tuple(
+            Contributor(user, roles[user], tuple(origins[user])) for user in sorted(roles)
+        )
+
+    def expand(self, item: _Entry) -> list[tuple[str, Origin]]:
+        if "name" in item.value:
+            return [(item.value["name"], Origin(item.at("name"), item.name("name")))]
+        group = item.value["group"]
+        if group not in self.groups:
+            hint = difflib.get_close_matches(group, list(self.groups), n=1)
+            known = f"did you mean {hint[0]!r}?" if hint else "define it under `groups:`"
+            self.error(item.at("group"), item.name("group"), f"unknown group {group!r}; {known}")
+            return []
+        self.used_groups.add(group)
+        members = self.groups[group].value["members"]
+        if not members:
+            self.warn(
+                item.at("group"),
+                item.name("group"),
+                f"group {group!r} has no members, so it gives nobody access",
+            )
+        return [(m, Origin(item.location, item.name(), group)) for m in members]
+
+    def check_names(
+        self, entry: _Entry, roles: dict[str, Role], origins: dict[str, list[Origin]]
+    ) -> None:
+        """Users KFAM cannot tell apart, or whose objects could not be named, are errors."""
+        by_part: dict[str, str] = {}
+        for user in roles:  # PMR order, so the later entry is the one reported
+            origin = origins[user][0]
+            if len(binding_name(user, roles[user])) > MAX_OBJECT_NAME:
+                self.error(
+                    origin.location,
+                    origin.path,
+                    f"{user!r} is too long: its KFAM binding name would exceed "
+                    f"{MAX_OBJECT_NAME} characters",
+                )
+                continue
+            part = binding_user_part(user)
+            if part in by_part:
+                other = by_part[part]
+                self.error(
+                    origin.location,
+                    origin.path,
+                    f"{user!r} and {other!r} (at {origins[other][0].location}) in profile "
+                    f"{entry.value['name']!r} get the same KFAM binding name "
+                    f"({binding_name(user, roles[user])}), so Kubeflow cannot tell them apart; "
+                    "keep only one spelling",
+                )
+                continue
+            by_part[part] = user
+
+
+def _check_version(parsed: ParsedYAML) -> list[Problem]:
+    version = parsed.data.get("version", 1)
+    if version in SUPPORTED_VERSIONS and not isinstance(version, bool):
+        return []
+    shown = str(version).lower() if isinstance(version, bool) else repr(version)
+    readable = ", ".join(map(str, SUPPORTED_VERSIONS))
+    return [
+        Problem(
+            parsed.where(("version",)),
+            "version",
+            f"PMR version {shown} is not supported; this release reads version {readable}",
+        )
+    ]
+
+
+def load_pmr(
+    documents: Sequence[DocumentLike],
+    *,
+    protected_namespaces: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> LoadResult:
+    """Validate and expand a PMR made of one or more files.
+
+    Raises PMRInvalidError with every error found; nothing may be applied then.
+    """
+    with no_gc_pauses():
+        return _load(documents, protected_namespaces, max_bytes, max_nodes)
+
+
+def _load(
+    documents: Sequence[DocumentLike],
+    protected_namespaces: Iterable[str],
+    max_bytes: int,
+    max_nodes: int,
+) -> LoadResult:
+    if not documents:
+        raise PMRInvalidError([Problem(Location("<pmr>"), "", "no PMR files were given")])
+    loader = _Loader(protected_namespaces)
+    structural: list[Problem] = []
+    parsed_files: list[ParsedYAML] = []
+    for document in documents:
+        try:
+            parsed = read_yaml(
+                document.name, document.content, max_bytes=max_bytes, max_nodes=max_nodes
+            )
+        except YAMLReadError as exc:
+            structural.append(exc.problem)
+            continue
+        problems = _check_version(parsed) or schema_problems(parsed)
+        structural.extend(problems)
+        if not problems:
+            parsed_files.append(parsed)
+    if structural:
+        raise PMRInvalidError(structural)
+    if not any("profiles" in parsed.data for parsed in parsed_files):
+        # An emptied or truncated file must not read as "remove every profile".
+        raise PMRInvalidError(
+            [
+                Problem(
+                    parsed_files[0].where(()),
+                    "profiles",
+                    "no file of the PMR has a `profiles:` list; write `profiles: []` if this "
+                    "cluster should have no profiles",
+                )
+            ]
+        )
+    for parsed in parsed_files:
+        loader.add_file(parsed)
+    pmr = loader.build()
+    if loader.errors:
+        raise PMRInvalidError(loader.errors, loader.warnings)
+    return LoadResult(pmr, tuple(sorted(loader.warnings, key=lambda p: (p.location, p.path))))

@@ -1,0 +1,297 @@
+"""The imperative shell's Kubernetes side: observe with a few lists, apply a plan.
+
+Everything here is I/O through lightkube; every decision was made by the planner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from lightkube import ALL_NS, ApiError, Client
+from lightkube.core import generic_client
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.types import PatchType
+
+from profiles_automator.sync.kfam import MANAGER_NAME
+from profiles_automator.sync.planner import Change
+from profiles_automator.sync.state import Obj, ObservedState
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+Profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
+# Generic (dict-backed) classes for the built-in kinds too: the cluster-wide
+# lists return tens of thousands of objects, and decoding them into typed
+# models costs more than the rest of a no-op sync. The planner wants dicts.
+Namespace = create_global_resource("", "v1", "Namespace", "namespaces")
+RoleBinding = create_namespaced_resource(
+    "rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"
+)
+AuthorizationPolicy = create_namespaced_resource(
+    "security.istio.io", "v1beta1", "AuthorizationPolicy", "authorizationpolicies"
+)
+RESOURCES: dict[str, Any] = {
+    "Profile": Profile,
+    "Namespace": Namespace,
+    "RoleBinding": RoleBinding,
+    "AuthorizationPolicy": AuthorizationPolicy,
+}
+_CRD_HINTS = {
+    "Profile": "Profile CRD not found: is Kubeflow's profile controller deployed?",
+    "AuthorizationPolicy": "AuthorizationPolicy CRD not found: is Istio deployed?",
+}
+_PLURALS = {
+    "Profile": "profiles.kubeflow.org",
+    "Namespace": "namespaces",
+    "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
+    "AuthorizationPolicy": "authorizationpolicies.security.istio.io",
+}
+
+# lightkube re-exports whichever httpx flavour it was built on; catch that one.
+_HTTPX: Any = getattr(generic_client, "httpx")  # noqa: B009 - not in its __all__
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.TransportError,)
+HTTP_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.HTTPError,)
+RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+# A list is read-only: a conflict means nothing there, and 410 (a continue
+# token expired mid-pagination) just means starting the list over.
+LIST_RETRYABLE_STATUS = (RETRYABLE_STATUS - {409}) | {410}
+LIST_PAGE_SIZE = 1000  # kubectl uses 500; fewer round trips matter at 20,000 objects
+
+
+class ClusterError(Exception):
+    """The cluster cannot be read or written at all; says what to do about it.
+
+    ``missing_permissions`` lets each front end add its own remedy (the charm
+    names ``juju trust``; the CLI user fixes their kubeconfig's RBAC).
+    """
+
+    def __init__(self, message: str, *, missing_permissions: bool = False):
+        super().__init__(message)
+        self.missing_permissions = missing_permissions
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, ApiError):
+        return exc.status.code
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ApiError):
+        return exc.status.message or str(exc)
+    return str(exc) or type(exc).__name__
+
+
+def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
+    """Turn a failed call into the sentence an admin needs."""
+    status = _status(exc)
+    if status == 404 and kind in _CRD_HINTS:
+        return ClusterError(_CRD_HINTS[kind])
+    if status in (401, 403):
+        return ClusterError(
+            f"missing permissions to {verb} {_PLURALS[kind]}: deploy with --trust "
+            f"(the API said: {_message(exc)})",
+            missing_permissions=True,
+        )
+    if isinstance(exc, TRANSPORT_ERRORS):
+        return ClusterError(f"cannot reach the Kubernetes API to {verb} {_PLURALS[kind]}: {exc}")
+    return ClusterError(f"cannot {verb} {_PLURALS[kind]} (HTTP {status}): {_message(exc)}")
+
+
+def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs: Any) -> list[Obj]:
+    """One paginated list, retried whole on a transient error, or a diagnosis."""
+
+    def list_all() -> list[Obj]:
+        items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
+        return [item if isinstance(item, dict) else item.to_dict() for item in items]
+
+    try:
+        return _with_retries(list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS)
+    except HTTP_ERRORS as exc:
+        raise diagnose(kind, "list", exc) from exc
+
+
+def observe(client: Client, retry: RetryPolicy | None = None) -> ObservedState:
+    """Four cluster-wide paginated lists, whatever the number of profiles."""
+    return ObservedState.from_lists(
+        profiles=_list(client, "Profile", retry),
+        namespaces=_list(client, "Namespace", retry),
+        role_bindings=_list(client, "RoleBinding", retry, namespace=ALL_NS),
+        authorization_policies=_list(client, "AuthorizationPolicy", retry, namespace=ALL_NS),
+    )
+
+
+def list_profiles(client: Client, retry: RetryPolicy | None = None) -> list[Obj]:
+    """Profiles only (stale listing needs nothing else)."""
+    return _list(client, "Profile", retry)
+
+
+def list_namespace_names(client: Client, retry: RetryPolicy | None = None) -> set[str]:
+    """One more list, to see which namespaces the profile controller has made since."""
+    return {n["metadata"]["name"] for n in _list(client, "Namespace", retry)}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A change that did not go through, with what the API said."""
+
+    change: Change
+    status: int | None
+    message: str
+
+    def __str__(self) -> str:
+        code = f"HTTP {self.status}" if self.status else "no response"
+        return f"{self.change.action} {self.change.ident}: {code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries so one hook never runs for long."""
+
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 2.0
+
+    def delay(self, attempt: int, exc: BaseException) -> float:
+        """Exponential backoff, honouring a server's Retry-After when it is short."""
+        response = getattr(exc, "response", None)
+        retry_after = getattr(response, "headers", {}).get("Retry-After") if response else None
+        if retry_after and retry_after.isdigit():
+            return min(float(retry_after), self.max_delay)
+        return min(self.base_delay * 2**attempt, self.max_delay)
+
+
+def _with_retries(
+    call: Callable[[], T],
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    statuses: frozenset[int] = RETRYABLE_STATUS,
+) -> T:
+    """Run ``call``, retrying dropped connections and the given statuses with backoff.
+
+    The last error is raised unchanged once the attempts are spent or it is not transient.
+    """
+    for attempt in range(retry.attempts - 1):
+        try:
+            return call()
+        except HTTP_ERRORS as exc:
+            if not (isinstance(exc, TRANSPORT_ERRORS) or _status(exc) in statuses):
+                raise
+            log.info("retrying after %s", _message(exc))
+            sleep(retry.delay(attempt, exc))
+    return call()
+
+
+def _delete(client: Client, change: Change) -> None:
+    try:
+        client.delete(RESOURCES[change.kind], change.name, namespace=change.namespace)
+    except ApiError as exc:
+        if exc.status.code != 404:  # already gone is what we wanted
+            raise
+
+
+def _apply(client: Client, change: Change) -> None:
+    resource = RESOURCES[change.kind]
+    if change.remove_paths:
+        ops = [{"op": "remove", "path": p} for p in change.remove_paths]
+        try:
+            client.patch(
+                resource,
+                change.name,
+                ops,
+                namespace=change.namespace,
+                patch_type=PatchType.JSON,
+                field_manager=MANAGER_NAME,
+            )
+        except ApiError as exc:
+            if exc.status.code not in (404, 422):  # field or object already gone
+                raise
+    client.patch(
+        resource,
+        change.name,
+        change.body,
+        namespace=change.namespace,
+        patch_type=PatchType.APPLY,
+        field_manager=MANAGER_NAME,
+        force=True,
+    )
+
+
+def execute(client: Client, change: Change) -> None:
+    """One change, as the API needs it: SSA for writes, delete+create for replaces."""
+    if change.action in ("delete", "replace"):
+        _delete(client, change)
+    if change.action != "delete":
+        _apply(client, change)
+
+
+def _attempt(
+    client: Client, change: Change, retry: RetryPolicy, sleep: Callable[[float], None]
+) -> Failure | None:
+    try:
+        _with_retries(lambda: execute(client, change), retry, sleep)
+    except HTTP_ERRORS as exc:
+        log.warning("failed: %s: %s", change, _message(exc))
+        return Failure(change, _status(exc), _message(exc))
+    return None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What went through and what did not."""
+
+    applied: tuple[Change, ...]
+    failures: tuple[Failure, ...]
+
+
+def apply_changes(
+    client: Client,
+    changes: Sequence[Change],
+    *,
+    workers: int = 8,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ApplyResult:
+    """Apply phase by phase; within a phase concurrently, each change isolated."""
+    retry = retry or RetryPolicy()
+    applied: list[Change] = []
+    failures: list[Failure] = []
+    phases = sorted({c.phase for c in changes})
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for phase in phases:
+            batch = [c for c in changes if c.phase == phase]
+            batch, skipped = _hold_revocations_after_failed_grants(batch, failures)
+            failures.extend(skipped)
+            outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep)), batch)
+            for change, failure in outcomes:
+                if failure is None:
+                    applied.append(change)
+                else:
+                    failures.append(failure)
+    return ApplyResult(tuple(applied), tuple(failures))
+
+
+def _hold_revocations_after_failed_grants(
+    batch: list[Change], failures: list[Failure]
+) -> tuple[list[Change], list[Failure]]:
+    """Grants go first so a role change never leaves a gap; keep it so when one fails."""
+    failed = {f.change.namespace for f in failures if not f.change.removes_contributor_object}
+    if not failed:
+        return batch, []
+    held = [c for c in batch if c.removes_contributor_object and c.namespace in failed]
+    message = "not revoked: a grant in this namespace failed; the next run retries both"
+    return [c for c in batch if c not in held], [Failure(c, None, message) for c in held]
+
+
+def delete_profiles(
+    client: Client, names: Iterable[str], *, workers: int = 8, retry: RetryPolicy | None = None
+) -> ApplyResult:
+    """Delete Profile objects (Kubeflow then deletes their namespaces and data)."""
+    changes = [Change("delete", "Profile", n, "stale profile deleted by an admin") for n in names]
+    return apply_changes(client, changes, workers=workers, retry=retry)

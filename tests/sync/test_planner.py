@@ -1,0 +1,398 @@
+"""The planner's rules, one behaviour per test, with no server at all."""
+
+from __future__ import annotations
+
+import copy
+
+from profiles_automator.pmr.kfam_names import binding_name
+from profiles_automator.sync.kfam import (
+    MANAGED_BY_LABEL,
+    MANAGER_NAME,
+    OWNER_AUTHORIZATION_POLICY,
+    OWNER_ROLEBINDING,
+    profile_object,
+)
+from profiles_automator.sync.planner import PlanOptions, extra_paths, plan, plan_pending
+from profiles_automator.sync.state import ObservedState
+from tests.cluster_sim import SimCluster
+from tests.pmr_builders import desired, kfam_binding, kfam_policy, namespace, profile
+
+
+def _cluster_in_sync(*profiles, **kwargs) -> SimCluster:
+    cluster = SimCluster(**kwargs)
+    want = desired(*profiles)
+    cluster.profiles = copy.deepcopy(dict(want.profiles))
+    cluster.reconcile()
+    cluster.role_bindings.update(copy.deepcopy(dict(want.role_bindings)))
+    cluster.policies.update(copy.deepcopy(dict(want.authorization_policies)))
+    return cluster
+
+
+def _actions(the_plan) -> set[tuple[str, str, str | None, str]]:
+    return {(c.action, c.kind, c.namespace, c.name) for c in the_plan.changes}
+
+
+ALICE_EDIT = binding_name("alice@example.com", "edit")
+ALICE_VIEW = binding_name("alice@example.com", "view")
+
+
+def test_missing_profile_is_created_and_its_contributors_wait_for_the_namespace():
+    want = desired(profile("team-a", contributors={"alice@example.com": "edit"}))
+
+    result = plan(want, ObservedState(), PlanOptions())
+
+    assert _actions(result) == {("create", "Profile", None, "team-a")}
+    assert result.pending == ("team-a",)
+
+
+def test_in_sync_cluster_gives_an_empty_plan():
+    team = profile("team-a", contributors={"alice@example.com": "edit", "bob@example.com": "view"})
+    cluster = _cluster_in_sync(team)
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    assert result.is_empty
+    assert result.stale_profiles == ()
+    assert result.pending == ()
+
+
+def test_missing_contributor_gets_a_binding_and_a_policy():
+    cluster = _cluster_in_sync(profile("team-a"))
+    want = desired(profile("team-a", contributors={"alice@example.com": "edit"}))
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {
+        ("create", "RoleBinding", "team-a", ALICE_EDIT),
+        ("create", "AuthorizationPolicy", "team-a", ALICE_EDIT),
+    }
+    assert all(c.reason == "grant alice@example.com edit" for c in result.changes)
+
+
+def test_contributor_removed_from_the_pmr_is_revoked():
+    cluster = _cluster_in_sync(profile("team-a", contributors={"alice@example.com": "edit"}))
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {
+        ("delete", "RoleBinding", "team-a", ALICE_EDIT),
+        ("delete", "AuthorizationPolicy", "team-a", ALICE_EDIT),
+    }
+    assert "not a contributor of team-a" in result.changes[0].reason
+
+
+def test_role_change_grants_the_new_role_before_revoking_the_old():
+    cluster = _cluster_in_sync(profile("team-a", contributors={"alice@example.com": "view"}))
+    want = desired(profile("team-a", contributors={"alice@example.com": "edit"}))
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    order = [(c.action, c.name) for c in result.changes]
+    assert order.index(("create", ALICE_EDIT)) < order.index(("delete", ALICE_VIEW))
+    revoke = next(c for c in result.changes if c.action == "delete")
+    assert revoke.reason == "alice@example.com is now edit in team-a, not view"
+
+
+def test_binding_made_by_hand_in_the_dashboard_is_reverted():
+    cluster = _cluster_in_sync(profile("team-a"))
+    cluster.role_bindings[("team-a", ALICE_EDIT)] = kfam_binding(
+        "team-a", "alice@example.com", "edit"
+    )
+    cluster.policies[("team-a", ALICE_EDIT)] = kfam_policy("team-a", "alice@example.com", "edit")
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions())
+
+    assert {c.action for c in result.changes} == {"delete"}
+    assert len(result.changes) == 2
+
+
+def test_kfam_made_binding_matching_the_pmr_is_adopted_with_our_label():
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(profile("team-a"))
+    cluster.role_bindings[("team-a", ALICE_EDIT)] = kfam_binding(
+        "team-a", "alice@example.com", "edit"
+    )
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    update = next(c for c in result.changes if c.kind == "RoleBinding")
+    assert update.action == "update"
+    assert f"label {MANAGED_BY_LABEL} is not {MANAGER_NAME}" in update.reason
+
+
+def test_drifted_subjects_are_updated():
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(team)
+    cluster.role_bindings[("team-a", ALICE_EDIT)]["subjects"].append(
+        {"kind": "User", "name": "mallory@example.com", "apiGroup": "rbac.authorization.k8s.io"}
+    )
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {("update", "RoleBinding", "team-a", ALICE_EDIT)}
+    assert result.changes[0].reason == "subjects differ"
+
+
+def test_drifted_policy_header_is_updated():
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(team)
+    rule = cluster.policies[("team-a", ALICE_EDIT)]["spec"]["rules"][0]
+    rule["when"][0]["values"] = ["mallory@example.com"]
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {("update", "AuthorizationPolicy", "team-a", ALICE_EDIT)}
+
+
+def test_changed_role_ref_is_replaced_because_it_is_immutable():
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(team)
+    cluster.role_bindings[("team-a", ALICE_EDIT)]["roleRef"]["name"] = "kubeflow-admin"
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {("replace", "RoleBinding", "team-a", ALICE_EDIT)}
+
+
+def test_quota_change_updates_the_profile_and_removes_keys_the_pmr_dropped():
+    cluster = _cluster_in_sync(profile("team-a", hard={"cpu": "1", "memory": "1Gi"}))
+    want = desired(profile("team-a", hard={"cpu": "2"}))
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    (change,) = result.changes
+    assert (change.action, change.kind, change.name) == ("update", "Profile", "team-a")
+    assert change.reason == "resource quota differs"
+    assert change.remove_paths == ("/spec/resourceQuotaSpec/hard/memory",)
+
+
+def test_numeric_quantities_compare_equal_to_the_strings_the_api_returns():
+    cluster = _cluster_in_sync(profile("team-a", hard={"cpu": "1"}))
+    team = profile("team-a")
+    want = desired(team)
+    want.profiles["team-a"]["spec"]["resourceQuotaSpec"] = {"hard": {"cpu": 1}}
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    assert result.is_empty
+
+
+def test_owner_change_reowns_the_namespace_for_the_profile_controller():
+    cluster = _cluster_in_sync(profile("team-a", owner="old@example.com"))
+    want = desired(profile("team-a", owner="new@example.com"))
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {
+        ("update", "Namespace", None, "team-a"),
+        ("delete", "RoleBinding", "team-a", OWNER_ROLEBINDING),
+        ("delete", "AuthorizationPolicy", "team-a", OWNER_AUTHORIZATION_POLICY),
+        ("update", "Profile", None, "team-a"),
+    }
+    reown = next(c for c in result.changes if c.kind == "Namespace")
+    profile_update = next(c for c in result.changes if c.kind == "Profile")
+    reset = [c for c in result.changes if c.action == "delete"]
+    assert reown.phase < profile_update.phase < min(c.phase for c in reset)
+    assert reown.body is not None
+    assert reown.body["metadata"]["annotations"] == {"owner": "new@example.com"}
+    assert not any(c.is_revocation for c in result.changes)
+
+
+def test_owner_change_converges_after_the_controller_recreates_owner_objects():
+    cluster = _cluster_in_sync(profile("team-a", owner="old@example.com"))
+    want = desired(profile("team-a", owner="new@example.com"))
+
+    cluster.apply(plan(want, cluster.observed(), PlanOptions()).changes)
+
+    assert plan(want, cluster.observed(), PlanOptions()).is_empty
+    owner_binding = cluster.role_bindings[("team-a", OWNER_ROLEBINDING)]
+    assert owner_binding["subjects"][0]["name"] == "new@example.com"
+
+
+def test_owner_objects_are_never_treated_as_contributors():
+    cluster = _cluster_in_sync(profile("team-a"))
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions())
+
+    assert (("team-a", OWNER_ROLEBINDING)) in cluster.role_bindings
+    assert result.is_empty
+
+
+def test_stale_profile_is_reported_never_deleted_and_its_contributors_revoked():
+    cluster = _cluster_in_sync(
+        profile("team-a"), profile("old-team", contributors={"alice@example.com": "edit"})
+    )
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions(force=True))
+
+    assert result.stale_profiles == ("old-team",)
+    assert _actions(result) == {
+        ("delete", "RoleBinding", "old-team", ALICE_EDIT),
+        ("delete", "AuthorizationPolicy", "old-team", ALICE_EDIT),
+    }
+    assert not any(c.kind == "Profile" for c in result.changes)
+
+
+def test_stale_access_is_kept_when_revocation_is_off():
+    cluster = _cluster_in_sync(
+        profile("team-a"), profile("old-team", contributors={"alice@example.com": "edit"})
+    )
+    options = PlanOptions(revoke_stale_access=False)
+
+    result = plan(desired(profile("team-a")), cluster.observed(), options)
+
+    assert result.stale_profiles == ("old-team",)
+    assert result.is_empty
+
+
+def test_ignored_profiles_by_name_or_glob_are_not_stale():
+    cluster = _cluster_in_sync(
+        profile("team-a"), profile("kubeflow-user-example-com"), profile("demo")
+    )
+    options = PlanOptions(ignored_profiles=("kubeflow-user-*", "demo"))
+
+    result = plan(desired(profile("team-a")), cluster.observed(), options)
+
+    assert result.stale_profiles == ()
+    assert result.is_empty
+
+
+def test_guard_holds_revocations_over_the_limit_but_lets_grants_through():
+    users = {f"user{i}@example.com": "view" for i in range(3)}
+    cluster = _cluster_in_sync(profile("team-a", contributors=users))
+    want = desired(profile("team-a", contributors={"new@example.com": "edit"}))
+
+    result = plan(want, cluster.observed(), PlanOptions(max_revocations=5))
+
+    assert len(result.held) == 6
+    assert all(c.action == "delete" for c in result.held)
+    assert {c.action for c in result.changes} == {"create"}
+    assert result.hold_reason == "held 6 revocations (limit 5)"
+
+
+def test_guard_holds_when_too_many_managed_profiles_would_become_stale():
+    teams = [profile(f"team-{i}", contributors={"alice@example.com": "view"}) for i in range(5)]
+    cluster = _cluster_in_sync(*teams)
+
+    result = plan(desired(*teams[:3]), cluster.observed(), PlanOptions())
+
+    assert result.stale_profiles == ("team-3", "team-4")
+    assert result.changes == ()
+    assert len(result.held) == 4
+    assert result.hold_reason == "2 of 5 managed profiles would become stale (limit 20%)"
+
+
+def test_force_lifts_the_guard():
+    teams = [profile(f"team-{i}", contributors={"alice@example.com": "view"}) for i in range(5)]
+    cluster = _cluster_in_sync(*teams)
+
+    result = plan(desired(*teams[:3]), cluster.observed(), PlanOptions(force=True))
+
+    assert result.held == ()
+    assert len(result.changes) == 4
+
+
+def test_emptied_pmr_holds_every_revocation():
+    teams = [profile(f"team-{i}", contributors={"alice@example.com": "view"}) for i in range(3)]
+    cluster = _cluster_in_sync(*teams)
+
+    result = plan(desired(), cluster.observed(), PlanOptions())
+
+    assert result.changes == ()
+    assert len(result.held) == 6
+    assert result.stale_profiles == ("team-0", "team-1", "team-2")
+
+
+def test_unmanaged_objects_and_other_namespaces_are_left_alone():
+    cluster = _cluster_in_sync(profile("team-a"))
+    cluster.namespaces["kubeflow"] = namespace("kubeflow")
+    cluster.role_bindings[("kubeflow", ALICE_EDIT)] = kfam_binding(
+        "kubeflow", "alice@example.com", "edit"
+    )
+    cluster.role_bindings[("team-a", "default-editor")] = {
+        "metadata": {"name": "default-editor", "namespace": "team-a"},
+        "roleRef": {"kind": "ClusterRole", "name": "kubeflow-edit"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default-editor", "namespace": "team-a"}],
+    }
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions())
+
+    assert result.is_empty
+
+
+def test_clusters_filter_excludes_profiles_meant_elsewhere():
+    staging_only = profile("team-s", clusters=("staging",))
+
+    assert desired(staging_only, cluster="prod").profiles == {}
+    assert set(desired(staging_only, cluster="staging").profiles) == {"team-s"}
+
+
+def test_pending_namespaces_get_every_contributor_object_once_they_exist():
+    want = desired(profile("team-a", contributors={"alice@example.com": "edit"}))
+
+    changes = plan_pending(want, ["team-a"])
+
+    assert {(c.action, c.kind) for c in changes} == {
+        ("create", "RoleBinding"),
+        ("create", "AuthorizationPolicy"),
+    }
+
+
+def test_profile_object_matches_the_kubeflow_profile_shape():
+    obj = profile_object(profile("team-a", owner="o@example.com", hard={"cpu": "1"}))
+
+    assert obj["apiVersion"] == "kubeflow.org/v1"
+    assert obj["spec"]["owner"] == {
+        "kind": "User",
+        "name": "o@example.com",
+        "apiGroup": "rbac.authorization.k8s.io",
+    }
+    assert obj["spec"]["resourceQuotaSpec"] == {"hard": {"cpu": "1"}}
+    assert obj["metadata"]["labels"] == {MANAGED_BY_LABEL: MANAGER_NAME}
+
+
+def test_extra_paths_lists_only_map_keys_missing_from_desired():
+    assert extra_paths({"a": {"b": 1}}, {"a": {"b": 1, "c/d": 2}, "e": [1]}) == ["/a/c~1d", "/e"]
+    assert extra_paths({"a": [1]}, {"a": [1, 2]}) == []
+
+
+def test_role_changes_are_not_revocations_for_the_guard():
+    users = {f"user{i}@example.com": "view" for i in range(3)}
+    cluster = _cluster_in_sync(profile("team-a", contributors=users))
+    promoted = dict.fromkeys(users, "edit")
+
+    result = plan(
+        desired(profile("team-a", contributors=promoted)),
+        cluster.observed(),
+        PlanOptions(max_revocations=0),
+    )
+
+    assert result.held == ()
+    assert sum(c.action == "delete" for c in result.changes) == 6
+    assert not any(c.is_revocation for c in result.changes)
+
+
+def test_bindings_of_an_older_naming_are_replaced_without_counting_as_revocations():
+    """Migrating from a tool that named KFAM objects differently keeps everyone's access."""
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(profile("team-a"))
+    for store, obj in (
+        (cluster.role_bindings, kfam_binding("team-a", "alice@example.com", "edit")),
+        (cluster.policies, kfam_policy("team-a", "alice@example.com", "edit")),
+    ):
+        obj["metadata"]["name"] = "alice-example-com-edit"
+        store[("team-a", "alice-example-com-edit")] = obj
+
+    result = plan(desired(team), cluster.observed(), PlanOptions(max_revocations=0))
+
+    assert _actions(result) == {
+        ("create", "RoleBinding", "team-a", ALICE_EDIT),
+        ("create", "AuthorizationPolicy", "team-a", ALICE_EDIT),
+        ("delete", "RoleBinding", "team-a", "alice-example-com-edit"),
+        ("delete", "AuthorizationPolicy", "team-a", "alice-example-com-edit"),
+    }
+    removal = next(c for c in result.changes if c.action == "delete")
+    assert removal.reason.startswith(
+        "duplicate of the KFAM-named object for alice@example.com edit"
+    )
+    assert result.held == ()
