@@ -28,9 +28,19 @@ import msgspec
 import yaml
 from lightkube import Client, KubeConfig
 
+from tests.fakes.kube_rbac import (
+    ANONYMOUS_USER,
+    BOOTSTRAP_RBAC,
+    KUBEFLOW_CLUSTER_ROLES,
+    Attributes,
+    RBACAuthorizer,
+    UserInfo,
+    service_account,
+)
 from tests.fakes.kube_store import (
     DEFAULT_RESOURCES,
     NOT_FOUND_MESSAGE,
+    RBAC_GROUP,
     ApiStatusError,
     JSONDict,
     ResourceType,
@@ -44,9 +54,20 @@ from tests.fakes.kube_store import (
 )
 from tests.fakes.profile_controller import ProfileController
 
-__all__ = ["DEFAULT_RESOURCES", "FakeKubeAPI", "Fault", "RequestRecord", "ResourceType"]
+__all__ = [
+    "DEFAULT_RESOURCES",
+    "FakeKubeAPI",
+    "Fault",
+    "RequestRecord",
+    "ResourceType",
+    "UserInfo",
+    "service_account",
+]
 
 DEFAULT_USER = "system:serviceaccount:test:test"
+DEFAULT_TOKEN = "fake-token"
+AUTHORIZATION_GROUP = "authorization.k8s.io"
+ACCESS_REVIEW = "selfsubjectaccessreviews"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 APPLY_TYPE = "application/apply-patch+yaml"
 _encode = msgspec.json.encode
@@ -67,6 +88,7 @@ class RequestRecord:
     name: str | None = None
     subresource: str = ""
     body: bytes = b""
+    user: str = ""
 
     def data(self) -> Any:
         """Return the decoded request body (JSON or YAML), or None when empty."""
@@ -230,7 +252,11 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         resp = self._fake.api._handle(
-            self.command, self.path, self.headers.get("Content-Type", ""), body
+            self.command,
+            self.path,
+            self.headers.get("Content-Type", ""),
+            body,
+            self.headers.get("Authorization", ""),
         )
         if resp.drop:
             self.close_connection = True
@@ -255,6 +281,11 @@ class FakeKubeAPI:
 
     Use as a context manager (or start/stop). Arrange and assert through put/get/list/remove,
     which bypass HTTP and are not logged; every HTTP request is recorded in `requests`.
+
+    Authentication is by bearer token (`tokens`; an unknown one answers 401, no token at all
+    is system:anonymous). Authorization allows everything until `enable_rbac()`, after which
+    it follows the RBAC objects in the store like kube-apiserver does; `forbid()` denies on
+    top of either.
     """
 
     def __init__(
@@ -268,6 +299,9 @@ class FakeKubeAPI:
         self.profile_controller = ProfileController(self.store, mode=profile_controller)
         self.page_size_cap = page_size_cap
         self.user = user
+        default = service_account(*user.split(":")[2:4]) if user.count(":") == 3 else None
+        self.tokens: dict[str, UserInfo] = {DEFAULT_TOKEN: default or UserInfo(user)}
+        self.rbac: RBACAuthorizer | None = None
         self.url = ""
         self.requests: list[RequestRecord] = []
         self._faults: list[Fault] = []
@@ -326,8 +360,10 @@ class FakeKubeAPI:
     ) -> None:
         self.stop()
 
-    def write_kubeconfig(self, path: str | pathlib.Path) -> pathlib.Path:
-        """Write a kubeconfig (one cluster/context/user) pointing at this server."""
+    def write_kubeconfig(
+        self, path: str | pathlib.Path, *, token: str = DEFAULT_TOKEN
+    ) -> pathlib.Path:
+        """Write a kubeconfig (one cluster/context/user with `token`) pointing at this server."""
         if not self.url:
             raise RuntimeError("start() the fake API before writing a kubeconfig")
         target = pathlib.Path(path)
@@ -340,7 +376,7 @@ class FakeKubeAPI:
             "clusters": [
                 {"name": "fake", "cluster": {"server": self.url, "insecure-skip-tls-verify": True}}
             ],
-            "users": [{"name": "fake", "user": {"token": "fake-token"}}],
+            "users": [{"name": "fake", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "fake",
@@ -353,14 +389,46 @@ class FakeKubeAPI:
         target.write_text(yaml.safe_dump(config))
         return target
 
-    def client(self) -> Client:
+    def client(self, *, token: str = DEFAULT_TOKEN) -> Client:
         """Return a real lightkube Client for this server (closed again by stop())."""
         if self._tmpdir is None:
             self._tmpdir = pathlib.Path(tempfile.mkdtemp(prefix="fake-kube-"))
-        path = self.write_kubeconfig(self._tmpdir / "kubeconfig")
+        path = self.write_kubeconfig(
+            self._tmpdir / f"kubeconfig-{len(self._clients)}", token=token
+        )
         client = Client(KubeConfig.from_file(path), field_manager=None, trust_env=False)
         self._clients.append(client)
         return client
+
+    # ------------------------------------------------------------------ authentication, RBAC
+
+    def add_token(self, token: str, user: UserInfo) -> None:
+        """Let `token` authenticate as `user` (see service_account())."""
+        with self._meta_lock:
+            self.tokens[token] = user
+
+    def revoke_token(self, token: str) -> None:
+        """Make `token` invalid: requests with it answer 401 Unauthorized."""
+        with self._meta_lock:
+            self.tokens.pop(token, None)
+
+    def enable_rbac(self, *objects: JSONDict) -> None:
+        """Authorize by RBAC from now on, from the Roles and bindings in the store.
+
+        Stores kube-apiserver's bootstrap roles, Kubeflow's kubeflow-admin/edit/view
+        ClusterRoles and then `objects` (e.g. the documents of docs/rbac.yaml).
+        """
+        with self.store.lock:
+            for obj in (*BOOTSTRAP_RBAC, *KUBEFLOW_CLUSTER_ROLES):
+                if self.get(obj["apiVersion"], obj["kind"], obj["metadata"]["name"]) is None:
+                    self.store.put_raw(obj)
+            for obj in objects:
+                self.store.put_raw(obj)
+            self.rbac = RBACAuthorizer(self.store)
+
+    def can(self, user: UserInfo, verb: str, group: str, resource: str, **scope: str) -> bool:
+        """Whether `user` may do it, as SelfSubjectAccessReview would answer."""
+        return self._decide(Attributes(user, verb, group, resource, **scope))[0]
 
     # ------------------------------------------------------------------ direct store access
 
@@ -505,7 +573,9 @@ class FakeKubeAPI:
         name = rest[1] if len(rest) > 1 else None
         return _Route(group, version, rest[0], None, name, rest[2] if len(rest) > 2 else "", rt)
 
-    def _handle(self, method: str, raw_path: str, content_type: str, body: bytes) -> _Response:
+    def _handle(
+        self, method: str, raw_path: str, content_type: str, body: bytes, authorization: str = ""
+    ) -> _Response:
         path, _, qs = raw_path.partition("?")
         query = {k: v[-1] for k, v in parse_qs(qs, keep_blank_values=True).items()}
         ctype = content_type.split(";")[0].strip().lower()
@@ -515,15 +585,30 @@ class FakeKubeAPI:
         if route is not None:
             record.plural, record.namespace = route.plural, route.namespace
             record.name, record.subresource = route.name, route.subresource
-        fault = self._take_fault(method, path, verb)
-        resp = self._faulted(fault, route, verb) if fault is not None else None
-        if resp is None:
-            resp = self._serve_locked(route, method, verb, query, ctype, body)
+        user = self._authenticate(authorization)
+        if user is None:
+            resp = _json_response(401, _encode(UNAUTHORIZED_STATUS))
+        else:
+            record.user = user.name
+            fault = self._take_fault(method, path, verb)
+            resp = self._faulted(fault, route, verb, user) if fault is not None else None
+            if resp is None:
+                resp = self._serve_locked(route, method, verb, query, ctype, body, user)
         record.status = 0 if resp.drop else resp.status
         self._log(record)
         return resp
 
-    def _faulted(self, fault: Fault, route: _Route | None, verb: str) -> _Response | None:
+    def _authenticate(self, authorization: str) -> UserInfo | None:
+        """The bearer token's user; anonymous without one; None (401) for an unknown one."""
+        scheme, _, token = authorization.partition(" ")
+        if not authorization:
+            return ANONYMOUS_USER
+        with self._meta_lock:
+            return self.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+
+    def _faulted(
+        self, fault: Fault, route: _Route | None, verb: str, user: UserInfo
+    ) -> _Response | None:
         if fault.delay > 0:
             time.sleep(fault.delay)
         if fault.drop:
@@ -531,14 +616,14 @@ class FakeKubeAPI:
         if fault.status is None:
             return None
         headers = dict(fault.headers or {})
-        exc = self._fault_error(fault.status, fault.message, route, verb)
+        exc = self._fault_error(fault.status, fault.message, route, verb, user)
         retry_after = headers.get("Retry-After")
         if retry_after is not None and retry_after.isdigit():
             exc.details["retryAfterSeconds"] = int(retry_after)
         return _error_response(exc, headers)
 
     def _fault_error(
-        self, code: int, message: str | None, route: _Route | None, verb: str
+        self, code: int, message: str | None, route: _Route | None, verb: str, user: UserInfo
     ) -> ApiStatusError:
         rt = route.rt if route is not None else None
         if message is None and rt is not None and route is not None and route.name is not None:
@@ -546,8 +631,8 @@ class FakeKubeAPI:
                 return error_not_found(rt, route.name)
             if code == 409:
                 return error_modified(rt, route.name)
-        if code == 403 and message is None and route is not None and rt is not None:
-            return self._forbidden_error(route, rt, "patch" if verb == "apply" else verb)
+        if code == 403 and message is None and route is not None:
+            return _forbidden_error(route, "patch" if verb == "apply" else verb, user.name)
         return status_error(code, message)
 
     def _serve_locked(
@@ -558,10 +643,11 @@ class FakeKubeAPI:
         query: dict[str, str],
         ctype: str,
         body: bytes,
+        user: UserInfo,
     ) -> _Response:
         with self.store.lock:
             try:
-                resp = self._dispatch(route, method, verb, query, ctype, body)
+                resp = self._dispatch(route, method, verb, query, ctype, body, user)
             except ApiStatusError as exc:
                 resp = _error_response(exc)
             except Exception as exc:  # a bug in the fake: surface it as a 500 with the trace
@@ -578,16 +664,28 @@ class FakeKubeAPI:
         query: dict[str, str],
         ctype: str,
         body: bytes,
+        user: UserInfo,
     ) -> _Response:
+        # Authorization comes first, as in kube-apiserver's filter chain: a caller without
+        # permission gets 403 even for a resource that is not served.
+        if route is not None:
+            self._authorize(route, _rbac_verb(verb, query), user)
+        if _is_access_review(route):
+            if method != "POST":
+                raise status_error(405)
+            return self._access_review(load_body(body, ctype), user)
         if route is None or route.rt is None:
             raise ApiStatusError(404, "NotFound", NOT_FOUND_MESSAGE, {})
         rt = route.rt
         if route.subresource and not (route.subresource == "status" and rt.status_subresource):
             raise ApiStatusError(404, "NotFound", NOT_FOUND_MESSAGE, {})
         self._check_shape(route, rt, method)
-        self._authorize(route, rt, verb)
         if verb in ("get", "list", "delete", "deletecollection"):
             return self._read_or_delete(route, rt, verb, _with_delete_options(query, body))
+        if rt.key in BINDING_TYPES:
+            self._confirm_no_escalation(route, rt, verb, load_body(body, ctype), user)
+        if verb == "apply" and not route.subresource:
+            self._authorize_create_on_apply(route, rt, user)
         return self._write(route, rt, verb, query, ctype, body)
 
     @staticmethod
@@ -685,23 +783,160 @@ class FakeKubeAPI:
             )
         return _json_response(code, _encode(render_object(rt, version, obj)))
 
-    def _authorize(self, route: _Route, rt: ResourceType, verb: str) -> None:
-        rbac_verb = "patch" if verb == "apply" else verb
-        resource = f"{rt.plural}/{route.subresource}" if route.subresource else rt.plural
+    def _decide(self, attrs: Attributes) -> tuple[bool, str]:
+        """forbid() first, then RBAC when enabled (else everything is allowed)."""
+        resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
         with self._meta_lock:
-            forbidden = self._forbidden
-            denied = any((v, r) in forbidden for v in (rbac_verb, "*") for r in (resource, "*"))
-        if denied:
-            raise self._forbidden_error(route, rt, rbac_verb)
+            forbidden = set(self._forbidden)
+        if any((v, r) in forbidden for v in (attrs.verb, "*") for r in (resource, "*")):
+            return False, ""
+        if self.rbac is None:
+            return True, ""
+        return self.rbac.authorize(attrs)
 
-    def _forbidden_error(self, route: _Route, rt: ResourceType, rbac_verb: str) -> ApiStatusError:
-        resource = f"{rt.plural}/{route.subresource}" if route.subresource else rt.plural
-        subject = f'{rt.group_resource} "{route.name}"' if route.name else rt.group_resource
-        scope = (
-            f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
+    def _authorize(self, route: _Route, verb: str, user: UserInfo) -> None:
+        attrs = Attributes(
+            user,
+            verb,
+            route.group,
+            route.plural,
+            route.subresource,
+            route.namespace or "",
+            route.name or "",
         )
-        message = (
-            f'{subject} is forbidden: User "{self.user}" cannot {rbac_verb} resource '
-            f'"{resource}" in API group "{rt.group}" {scope}'
+        allowed, reason = self._decide(attrs)
+        if not allowed:
+            raise _forbidden_error(route, verb, user.name, reason)
+
+    def _authorize_create_on_apply(self, route: _Route, rt: ResourceType, user: UserInfo) -> None:
+        """Server-side apply that creates is also authorized as `create` (patch.go)."""
+        if self.store.get_obj(rt, route.namespace, route.name or "") is not None:
+            return
+        attrs = Attributes(
+            user, "create", rt.group, rt.plural, "", route.namespace or "", route.name or ""
         )
-        return ApiStatusError(403, "Forbidden", message, rt.details(route.name))
+        allowed, reason = self._decide(attrs)
+        if not allowed:
+            message = f'{rt.group_resource} "{route.name}" is forbidden: {reason}'
+            raise ApiStatusError(403, "Forbidden", message, rt.details(route.name))
+
+    def _confirm_no_escalation(
+        self, route: _Route, rt: ResourceType, verb: str, data: Any, user: UserInfo
+    ) -> None:
+        """Writing a binding needs `bind` on its role, or every permission in it."""
+        if self.rbac is None or not isinstance(data, dict):
+            return
+        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        name = route.name or str(meta.get("name") or "")
+        old = self.store.get_obj(rt, route.namespace, name) if name else None
+        role_ref = (old or {}).get("roleRef") if verb == "patch" else data.get("roleRef")
+        if not isinstance(role_ref, dict):
+            return  # validation rejects it
+        try:
+            error = self.rbac.escalation_error(user, route.namespace or "", role_ref)
+        except KeyError:
+            roles = self.store.type_for(
+                RBAC_GROUP, "clusterroles" if role_ref.get("kind") == "ClusterRole" else "roles"
+            )
+            assert roles is not None
+            raise error_not_found(roles, str(role_ref.get("name"))) from None
+        if error is not None:
+            message = f'{rt.group_resource} "{name}" is forbidden: {error}'
+            raise ApiStatusError(403, "Forbidden", message, rt.details(name))
+
+    def _access_review(self, review: Any, user: UserInfo) -> _Response:
+        """SelfSubjectAccessReview: the caller's own permission, from the same rules."""
+        spec = review.get("spec") if isinstance(review, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        attributes = spec.get("resourceAttributes")
+        if not isinstance(attributes, dict) or spec.get("nonResourceAttributes") is not None:
+            raise ApiStatusError(
+                422,
+                "Invalid",
+                f'SelfSubjectAccessReview.{AUTHORIZATION_GROUP} "" is invalid: '
+                f'spec.resourceAttributes: Invalid value: "null": {_ONE_OF_ATTRIBUTES}',
+                {
+                    "group": AUTHORIZATION_GROUP,
+                    "kind": "SelfSubjectAccessReview",
+                    "causes": [
+                        {
+                            "reason": "FieldValueInvalid",
+                            "message": f'Invalid value: "null": {_ONE_OF_ATTRIBUTES}',
+                            "field": "spec.resourceAttributes",
+                        }
+                    ],
+                },
+            )
+        attrs = Attributes(
+            user,
+            str(attributes.get("verb") or ""),
+            str(attributes.get("group") or ""),
+            str(attributes.get("resource") or ""),
+            str(attributes.get("subresource") or ""),
+            str(attributes.get("namespace") or ""),
+            str(attributes.get("name") or ""),
+        )
+        allowed, reason = self._decide(attrs)
+        status: JSONDict = {"allowed": allowed}
+        if reason:
+            status["reason"] = reason
+        answer = {
+            "kind": "SelfSubjectAccessReview",
+            "apiVersion": f"{AUTHORIZATION_GROUP}/v1",
+            "metadata": {"creationTimestamp": None},
+            "spec": spec,
+            "status": status,
+        }
+        return _json_response(201, _encode(answer))
+
+
+# Exactly kube-apiserver's body for a bearer token it does not accept.
+UNAUTHORIZED_STATUS = {
+    "kind": "Status",
+    "apiVersion": "v1",
+    "metadata": {},
+    "status": "Failure",
+    "message": "Unauthorized",
+    "reason": "Unauthorized",
+    "code": 401,
+}
+BINDING_TYPES = frozenset({(RBAC_GROUP, "rolebindings"), (RBAC_GROUP, "clusterrolebindings")})
+_ONE_OF_ATTRIBUTES = "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+
+
+def _is_access_review(route: _Route | None) -> bool:
+    return (
+        route is not None
+        and (route.group, route.version, route.plural)
+        == (AUTHORIZATION_GROUP, "v1", ACCESS_REVIEW)
+        and route.namespace is None
+        and route.name is None
+    )
+
+
+def _rbac_verb(verb: str, query: dict[str, str]) -> str:
+    """The verb RBAC sees: apply is a PATCH; a list with watch=true is `watch`."""
+    if verb == "apply":
+        return "patch"
+    if verb == "list" and query.get("watch") in ("true", "1"):
+        return "watch"
+    return verb
+
+
+def _forbidden_error(route: _Route, verb: str, user: str, reason: str = "") -> ApiStatusError:
+    """The authorization filter's 403 (responsewriters.Forbidden), worded like the real one."""
+    resource = f"{route.plural}/{route.subresource}" if route.subresource else route.plural
+    group_resource = f"{route.plural}.{route.group}" if route.group else route.plural
+    subject = f'{group_resource} "{route.name}"' if route.name else group_resource
+    scope = f'in the namespace "{route.namespace}"' if route.namespace else "at the cluster scope"
+    message = (
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource '
+        f'"{resource}" in API group "{route.group}" {scope}'
+    )
+    if reason:
+        message += f": {reason}"
+    details: JSONDict = {"name": route.name} if route.name else {}
+    if route.group:
+        details["group"] = route.group
+    details["kind"] = route.plural
+    return ApiStatusError(403, "Forbidden", message, details)
