@@ -167,6 +167,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         except SyncBlockedError as exc:
             event.fail(str(exc))
             return
+        if outcome.refusal:
+            event.fail(f"{outcome.refusal}: {self._trust_fix}")
+            return
         event.set_results(
             {
                 "deleted": ",".join(outcome.deleted),
@@ -245,6 +248,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         settings = config.sync_settings(force=force)
         with self._kubernetes() as client:
             report = engine.sync(client, loaded.pmr, settings, dry_run=dry_run, revision=revision)
+        if report.refusal:
+            # A dry run says the same: the admin must act before a real run could work.
+            raise SyncBlockedError(f"{report.refusal}: {self._trust_fix}")
         logger.info(
             "sync @ %s%s: %s, %d held, %d pending, %d failed, %d stale",
             revision,
@@ -318,14 +324,20 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
                 f"no Kubernetes credentials ({exc}): deploy with --trust"
             ) from exc
         except ClusterError as exc:
-            if not exc.missing_permissions:
-                raise SyncBlockedError(str(exc)) from exc
-            message = str(exc).replace(
-                "deploy with --trust",
-                f"deploy with --trust (or run `juju trust {self.app.name} --scope=cluster`)",
-                1,
-            )
-            raise SyncBlockedError(message) from exc
+            if exc.missing_permissions:
+                raise SyncBlockedError(exc.with_fix(self._trust_fix)) from exc
+            if exc.unauthenticated:
+                pod = self.unit.name.replace("/", "-")
+                fix = (
+                    "the unit's service-account token was rejected; for a fresh one, "
+                    f"kubectl -n {self.model.name} delete pod {pod}"
+                )
+                raise SyncBlockedError(exc.with_fix(fix)) from exc
+            raise SyncBlockedError(str(exc)) from exc
+
+    @property
+    def _trust_fix(self) -> str:
+        return f"run `juju trust {self.app.name} --scope=cluster`"
 
     def _action_config(self, event: ops.ActionEvent, action: str) -> CharmConfig | None:
         """The config for an action on the leader, or None after failing the action."""

@@ -47,6 +47,15 @@ EXIT_USAGE = 2
 EXIT_CHANGES = 2  # `pmr plan`: there is something to do (like `terraform plan -detailed-exitcode`)
 EXIT_HELD = 3  # `pmr sync`: done, but the safety guard held deletions back
 
+# How a CLI user gets the permissions the engine needs (the manifest ships in this repository).
+RBAC_FIX = (
+    "grant them to the identity in your kubeconfig, e.g. `kubectl apply -f docs/rbac.yaml` "
+    "for a ServiceAccount"
+)
+LOGIN_FIX = (
+    "check --kubeconfig and --context, and refresh the credentials (log in again, or a new "
+    "token: `kubectl create token SERVICEACCOUNT`)"
+)
 _VERBS = {"created": "create", "updated": "update", "deleted": "delete", "replaced": "replace"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
 
@@ -217,6 +226,9 @@ def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) ->
             print(_change_line(change))
     for failure in report.failures:
         print(f"  failed: {failure}")
+    if report.refusal:
+        scope = "a sync would be refused" if report.dry_run else "refused"
+        print(f"Permissions: {scope}: {report.refusal}: {RBAC_FIX}")
     counts = report.counts()
     if report.dry_run:
         summary = ", ".join(f"{n} to {_VERBS[word]}" for word, n in counts.items() if n)
@@ -249,7 +261,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         revision=loaded.revision,
     )
     _print_report(report, args, f"Sync of {loaded.description}:")
-    if report.failures:
+    if report.failures or report.missing_permissions:
         return EXIT_ERROR
     return EXIT_HELD if report.plan.held else EXIT_OK
 
@@ -275,6 +287,9 @@ def cmd_stale(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     names = None if args.all else args.delete
     outcome = delete_stale_profiles(client, loaded.result.pmr, settings, names)
+    if outcome.refusal:
+        print(f"error: {outcome.refusal}: {RBAC_FIX}", file=sys.stderr)
+        return EXIT_ERROR
     for name in outcome.deleted:
         print(f"deleted Profile {name}")
     for name, why in outcome.refused.items():
@@ -414,7 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line, file=sys.stderr)
         print("PMR is invalid: nothing was changed", file=sys.stderr)
         return EXIT_INVALID
-    except (ClusterError, FetchError) as exc:
+    except ClusterError as exc:
+        fix = RBAC_FIX if exc.missing_permissions else LOGIN_FIX if exc.unauthenticated else ""
+        print(f"error: {exc.with_fix(fix)}", file=sys.stderr)
+        return EXIT_ERROR
+    except FetchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except UsageError as exc:

@@ -93,8 +93,15 @@ def in_sync(github: FakeGitHub, profiles: int = 1) -> ops.ActiveStatus:
 
 
 def writes(kube: FakeKubeAPI) -> list[str]:
-    """The write requests the fake API received, as ``VERB plural/name`` strings."""
-    return [f"{r.verb} {r.plural}/{r.name}" for r in kube.requests if r.verb in WRITE_VERBS]
+    """The write requests the fake API received, as ``VERB plural/name`` strings.
+
+    A SelfSubjectAccessReview is POSTed but stores nothing, so it is not a write.
+    """
+    return [
+        f"{r.verb} {r.plural}/{r.name}"
+        for r in kube.requests
+        if r.verb in WRITE_VERBS and r.plural != "selfsubjectaccessreviews"
+    ]
 
 
 def names(kube: FakeKubeAPI, api: tuple[str, str], namespace: str | None = None) -> list[str]:

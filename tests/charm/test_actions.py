@@ -406,7 +406,7 @@ def test_delete_dry_run_deletes_nothing(
 def test_delete_reports_api_failures(
     ctx: testing.Context[Any], kube: FakeKubeAPI, config: dict[str, Any]
 ):
-    kube.forbid("delete", "profiles")
+    kube.add_fault(verb="delete", path="/profiles/old-a$", status=403, times=-1)
 
     failure = run_failing_action(
         ctx, "delete-stale-profiles", delete_config(config), profiles="old-a"
@@ -414,6 +414,24 @@ def test_delete_reports_api_failures(
 
     assert failure.message.startswith("could not delete 1 profile: delete Profile old-a: HTTP 403")
     assert "old-a" in names(kube, PROFILE_API)
+
+
+@pytest.mark.usefixtures("stale")
+def test_delete_without_the_permission_is_refused_before_deleting(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, config: dict[str, Any]
+):
+    kube.forbid("delete", "profiles")
+
+    failure = run_failing_action(
+        ctx, "delete-stale-profiles", delete_config(config), profiles="old-a"
+    )
+
+    assert failure.message == (
+        "missing permissions (cluster-wide): delete profiles.kubeflow.org; nothing was "
+        f"written: run `juju trust {APP} --scope=cluster`"
+    )
+    assert "old-a" in names(kube, PROFILE_API)
+    assert writes(kube) == []
 
 
 @pytest.mark.usefixtures("stale")

@@ -240,10 +240,66 @@ def test_missing_permissions_block_with_the_trust_hint(
 
     assert isinstance(out.unit_status, ops.BlockedStatus)
     assert out.unit_status.message.startswith(
-        "missing permissions to list profiles.kubeflow.org: deploy with --trust "
-        f"(or run `juju trust {APP} --scope=cluster`)"
+        f"missing permissions to list profiles.kubeflow.org: run `juju trust {APP} "
+        "--scope=cluster` (the API said: profiles.kubeflow.org is forbidden: "
     )
     assert writes(kube) == []
+
+
+def test_a_missing_write_permission_blocks_before_anything_is_written(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, config: dict[str, Any]
+):
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "automator"},
+        "rules": [
+            {"apiGroups": [g], "resources": [r], "verbs": ["list", "create", "patch"]}
+            for g, r in (
+                ("kubeflow.org", "profiles"),
+                ("", "namespaces"),
+                ("rbac.authorization.k8s.io", "rolebindings"),
+                ("security.istio.io", "authorizationpolicies"),
+            )
+        ],  # but no bind on the kubeflow-* ClusterRoles
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "automator"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "automator",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "test", "namespace": "test"}],
+    }
+    kube.enable_rbac(role, binding)  # the fake's token is ServiceAccount test/test
+
+    out = ctx.run(ctx.on.install(), leader(config))
+
+    assert out.unit_status == ops.BlockedStatus(
+        "missing permissions (cluster-wide): bind clusterroles.rbac.authorization.k8s.io/"
+        "kubeflow-admin, kubeflow-view; nothing was written: "
+        f"run `juju trust {APP} --scope=cluster`"
+    )
+    assert writes(kube) == []
+    assert names(kube, PROFILE_API) == []
+
+
+def test_rejected_credentials_block_with_their_own_fix(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, config: dict[str, Any]
+):
+    kube.revoke_token("fake-token")
+
+    out = ctx.run(ctx.on.install(), leader(config, model=testing.Model(name="kubeflow")))
+
+    assert out.unit_status == ops.BlockedStatus(
+        "the Kubernetes API rejected the credentials (HTTP 401 Unauthorized) to list "
+        "profiles.kubeflow.org: the token is invalid or expired, or belongs to another cluster: "
+        "the unit's service-account token was rejected; for a fresh one, "
+        f"kubectl -n kubeflow delete pod {APP}-0"
+    )
 
 
 def test_missing_profile_crd_blocks(

@@ -277,7 +277,7 @@ def test_missing_crd_is_explained(
     assert writes(api) == []
 
 
-def test_missing_permission_says_to_trust_the_charm(
+def test_a_list_without_permission_is_explained(
     api: FakeKubeAPI, client: Client, settings: SyncSettings
 ):
     api.forbid("list", "rolebindings")
@@ -285,18 +285,56 @@ def test_missing_permission_says_to_trust_the_charm(
     with pytest.raises(ClusterError) as raised:
         sync(client, load(FOUR), settings)
 
-    assert "missing permissions to list rolebindings.rbac.authorization.k8s.io" in str(
-        raised.value
+    assert raised.value.missing_permissions and not raised.value.unauthenticated
+    assert str(raised.value).startswith(
+        "missing permissions to list rolebindings.rbac.authorization.k8s.io (the API said: "
+        "rolebindings.rbac.authorization.k8s.io is forbidden: "
     )
-    assert "deploy with --trust" in str(raised.value)
     assert writes(api) == []
 
 
-def test_forbidden_writes_fail_per_object(
+def test_rejected_credentials_are_not_called_missing_permissions(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    api.revoke_token("fake-token")  # e.g. an expired token
+
+    with pytest.raises(ClusterError) as raised:
+        sync(client, load(FOUR), settings)
+
+    assert raised.value.unauthenticated and not raised.value.missing_permissions
+    assert str(raised.value) == (
+        "the Kubernetes API rejected the credentials (HTTP 401 Unauthorized) to list "
+        "profiles.kubeflow.org: the token is invalid or expired, or belongs to another cluster"
+    )
+    assert [r.status for r in api.requests] == [401]
+
+
+def test_a_missing_write_permission_is_refused_before_writing(
     api: FakeKubeAPI, client: Client, settings: SyncSettings
 ):
     sync(client, load(OWNER_ONLY), settings)
     api.forbid("apply", "authorizationpolicies")
+    api.clear_requests()
+
+    report = sync(client, load(FOUR), settings)
+
+    assert report.refusal == (
+        "missing permissions (cluster-wide): patch authorizationpolicies.security.istio.io; "
+        "nothing was written"
+    )
+    assert report.applied == () and report.failures == ()
+    assert writes(api) == []
+    assert contributor_names(api, ROLE_BINDING, "team-a") == {
+        "user-frank-example-com-clusterrole-view"
+    }
+
+
+def test_writes_forbidden_after_the_preflight_fail_per_object(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    sync(client, load(OWNER_ONLY), settings)
+    # the permission disappears between the preflight and the writes
+    api.add_fault(verb="apply", path="/authorizationpolicies/", status=403, times=-1)
     api.clear_requests()
 
     report = sync(client, load(FOUR), settings)
@@ -310,6 +348,43 @@ def test_forbidden_writes_fail_per_object(
     assert _attempts(api, "apply", "authorizationpolicies", "bob") == 1  # 403 is not retried
     # the four new grants, plus frank's old one: not revoked while grants here fail
     assert len(contributor_names(api, ROLE_BINDING, "team-a")) == 5
+
+
+OWNED_BY = """
+profiles:
+  - name: team-a
+    owner: {{kind: User, name: {owner}}}
+    contributors:
+      - {{name: bob@example.com, role: edit}}
+      - {{name: {extra}@example.com, role: view}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("verb", "path"),
+    [
+        ("apply", "/namespaces/team-a/rolebindings/user-"),  # a contributor grant
+        ("apply", "/namespaces/team-a/authorizationpolicies/user-"),
+        ("apply", "/api/v1/namespaces/team-a$"),  # the owner annotation
+        ("apply", "/profiles/team-a$"),  # the Profile's owner
+    ],
+)
+def test_an_owner_change_keeps_the_owner_objects_when_a_change_there_fails(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings, verb: str, path: str
+):
+    sync(client, load(OWNED_BY.format(owner="alice@example.com", extra="carol")), settings)
+    owner_binding = api.get(*ROLE_BINDING, "namespaceAdmin", "team-a")
+    owner_policy = api.get(*POLICY, "ns-owner-access-istio", "team-a")
+    api.add_fault(verb=verb, path=path, status=500, times=-1)
+    api.clear_requests()
+
+    report = sync(client, load(OWNED_BY.format(owner="erin@example.com", extra="dave")), settings)
+
+    kept = {f.change.name for f in report.failures if f.message.startswith("not reset:")}
+    assert kept == {"namespaceAdmin", "ns-owner-access-istio"}
+    assert api.get(*ROLE_BINDING, "namespaceAdmin", "team-a") == owner_binding
+    assert api.get(*POLICY, "ns-owner-access-istio", "team-a") == owner_policy
+    assert not [r for r in writes(api) if r.verb == "delete" and r.name in kept]
 
 
 @pytest.mark.parametrize(

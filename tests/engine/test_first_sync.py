@@ -147,7 +147,11 @@ def test_first_sync_makes_few_lists_and_one_write_per_object(
     assert set(written) == expected
     assert set(written.values()) == {1}
     assert all(200 <= r.status < 300 for r in writes(api))
-    assert len(api.requests) == api.count("list") + len(writes(api))  # nothing else
+    # the preflight: one access review per distinct permission, whatever the number of objects
+    # (create and patch of each of three kinds; bind kubeflow-admin, -edit and -view)
+    reviews = api.count("create", "selfsubjectaccessreviews")
+    assert reviews == 9
+    assert len(api.requests) == api.count("list") + len(writes(api)) + reviews  # nothing else
     assert report.counts() == {"created": 8, "updated": 0, "deleted": 0, "replaced": 0}
 
 

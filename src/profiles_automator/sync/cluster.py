@@ -17,7 +17,7 @@ from lightkube.core import generic_client
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
-from profiles_automator.sync.kfam import MANAGER_NAME
+from profiles_automator.sync.kfam import MANAGER_NAME, OWNER_OBJECT_NAMES
 from profiles_automator.sync.planner import Change
 from profiles_automator.sync.state import Obj, ObservedState
 
@@ -50,6 +50,7 @@ _PLURALS = {
     "Namespace": "namespaces",
     "RoleBinding": "rolebindings.rbac.authorization.k8s.io",
     "AuthorizationPolicy": "authorizationpolicies.security.istio.io",
+    "SelfSubjectAccessReview": "selfsubjectaccessreviews.authorization.k8s.io",
 }
 
 # lightkube re-exports whichever httpx flavour it was built on; catch that one.
@@ -64,15 +65,34 @@ LIST_PAGE_SIZE = 1000  # kubectl uses 500; fewer round trips matter at 20,000 ob
 
 
 class ClusterError(Exception):
-    """The cluster cannot be read or written at all; says what to do about it.
+    """The cluster cannot be read or written at all; says what went wrong.
 
-    ``missing_permissions`` lets each front end add its own remedy (the charm
-    names ``juju trust``; the CLI user fixes their kubeconfig's RBAC).
+    ``missing_permissions`` (a 403) and ``unauthenticated`` (a 401: the credentials
+    themselves are not valid) let each front end add its own remedy: the charm names
+    ``juju trust`` or a fresh pod token, the CLI the kubeconfig and docs/rbac.yaml.
     """
 
-    def __init__(self, message: str, *, missing_permissions: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing_permissions: bool = False,
+        unauthenticated: bool = False,
+        api_said: str = "",
+    ):
         super().__init__(message)
+        self.message = message
         self.missing_permissions = missing_permissions
+        self.unauthenticated = unauthenticated
+        self.api_said = api_said
+
+    def __str__(self) -> str:
+        return self.with_fix("")
+
+    def with_fix(self, fix: str) -> str:
+        """``what went wrong: what to do (the API said: ...)``."""
+        said = f" (the API said: {self.api_said})" if self.api_said else ""
+        return f"{self.message}{': ' + fix if fix else ''}{said}"
 
 
 def _status(exc: BaseException) -> int | None:
@@ -93,11 +113,17 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
     status = _status(exc)
     if status == 404 and kind in _CRD_HINTS:
         return ClusterError(_CRD_HINTS[kind])
-    if status in (401, 403):
+    if status == 401:
         return ClusterError(
-            f"missing permissions to {verb} {_PLURALS[kind]}: deploy with --trust "
-            f"(the API said: {_message(exc)})",
+            f"the Kubernetes API rejected the credentials (HTTP 401 Unauthorized) to {verb} "
+            f"{_PLURALS[kind]}: the token is invalid or expired, or belongs to another cluster",
+            unauthenticated=True,
+        )
+    if status == 403:
+        return ClusterError(
+            f"missing permissions to {verb} {_PLURALS[kind]}",
             missing_permissions=True,
+            api_said=_message(exc),
         )
     if isinstance(exc, TRANSPORT_ERRORS):
         return ClusterError(f"cannot reach the Kubernetes API to {verb} {_PLURALS[kind]}: {exc}")
@@ -266,7 +292,7 @@ def apply_changes(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for phase in phases:
             batch = [c for c in changes if c.phase == phase]
-            batch, skipped = _hold_revocations_after_failed_grants(batch, failures)
+            batch, skipped = _hold_after_failures(batch, failures)
             failures.extend(skipped)
             outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep)), batch)
             for change, failure in outcomes:
@@ -277,16 +303,51 @@ def apply_changes(
     return ApplyResult(tuple(applied), tuple(failures))
 
 
-def _hold_revocations_after_failed_grants(
+def _resets_owner(change: Change) -> bool:
+    """Deleting the owner's namespaceAdmin or ns-owner-access-istio (an owner change)."""
+    return (
+        change.action == "delete"
+        and change.kind in ("RoleBinding", "AuthorizationPolicy")
+        and change.name in OWNER_OBJECT_NAMES
+    )
+
+
+def _hold_after_failures(
     batch: list[Change], failures: list[Failure]
 ) -> tuple[list[Change], list[Failure]]:
-    """Grants go first so a role change never leaves a gap; keep it so when one fails."""
-    failed = {f.change.namespace for f in failures if not f.change.removes_contributor_object}
-    if not failed:
-        return batch, []
-    held = [c for c in batch if c.removes_contributor_object and c.namespace in failed]
-    message = "not revoked: a grant in this namespace failed; the next run retries both"
-    return [c for c in batch if c not in held], [Failure(c, None, message) for c in held]
+    """Keep what a failure earlier in the run makes unsafe for later phases.
+
+    Grants go first so a role change never leaves a gap: no revocation in a namespace
+    where a grant failed. The owner's objects are deleted only for the profile
+    controller to recreate them for the new owner: not when anything for that profile
+    (its namespace annotation, the Profile, a grant) failed, or the old owner would be
+    left with no access at all.
+    """
+    failed_grants = {
+        f.change.namespace
+        for f in failures
+        if f.change.namespace and not f.change.removes_contributor_object
+    }
+    failed_profiles = failed_grants | {
+        f.change.name for f in failures if f.change.kind in ("Namespace", "Profile")
+    }
+    held: list[Failure] = []
+    kept: list[Change] = []
+    for change in batch:
+        if _resets_owner(change) and change.namespace in failed_profiles:
+            held.append(Failure(change, None, _OWNER_KEPT))
+        elif change.removes_contributor_object and change.namespace in failed_grants:
+            held.append(Failure(change, None, _NOT_REVOKED))
+        else:
+            kept.append(change)
+    return kept, held
+
+
+_NOT_REVOKED = "not revoked: a grant in this namespace failed; the next run retries both"
+_OWNER_KEPT = (
+    "not reset: a change for this profile failed, so the current owner keeps access; "
+    "the next run retries"
+)
 
 
 def delete_profiles(

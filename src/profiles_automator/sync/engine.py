@@ -27,6 +27,12 @@ from profiles_automator.sync.cluster import (
     observe,
 )
 from profiles_automator.sync.kfam import AccessPolicyOptions, owner_from_subject
+from profiles_automator.sync.permissions import (
+    Permission,
+    missing_permissions,
+    refusal,
+    required_permissions,
+)
 from profiles_automator.sync.planner import (
     Change,
     Plan,
@@ -79,6 +85,13 @@ class SyncReport:
     pending: tuple[str, ...] = ()
     revision: str | None = None
     dry_run: bool = False
+    # Found by the preflight: nothing was written (a dry run says the same of a real run).
+    missing_permissions: tuple[Permission, ...] = ()
+
+    @property
+    def refusal(self) -> str | None:
+        """Why nothing was written, when the credentials lack a permission the plan needs."""
+        return refusal(self.missing_permissions) if self.missing_permissions else None
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -99,8 +112,13 @@ class SyncReport:
 
     @property
     def in_sync(self) -> bool:
-        """Nothing failed, nothing held, nothing left pending."""
-        return not self.failures and not self.plan.held and not self.pending
+        """Nothing failed, nothing held, nothing left pending, nothing refused."""
+        return (
+            not self.failures
+            and not self.plan.held
+            and not self.pending
+            and not self.missing_permissions
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's ``--output json`` document."""
@@ -118,6 +136,8 @@ class SyncReport:
             ],
             "counts": self.counts(),
             "counts_by_kind": self.counts_by_kind(),
+            "missing_permissions": [p.to_json() for p in self.missing_permissions],
+            "refusal": self.refusal,
         }
 
 
@@ -146,10 +166,22 @@ def sync(
     dry_run: bool = False,
     revision: str | None = None,
 ) -> SyncReport:
-    """Make the cluster match the PMR (or, with dry_run, say what that would take)."""
+    """Make the cluster match the PMR (or, with dry_run, say what that would take).
+
+    Before any write, the preflight checks that the credentials hold every permission the
+    plan needs; if one is missing, nothing is written and the report says which. A plan
+    with nothing to do needs no permission and costs no request.
+    """
     the_plan, desired = plan_sync(client, pmr, settings)
-    if dry_run:
-        return SyncReport(the_plan, pending=the_plan.pending, revision=revision, dry_run=True)
+    missing = preflight(client, _changes_to_check(the_plan, desired), settings)
+    if dry_run or missing:
+        return SyncReport(
+            the_plan,
+            pending=the_plan.pending,
+            revision=revision,
+            dry_run=dry_run,
+            missing_permissions=missing,
+        )
     result = _apply(client, the_plan.changes, settings)
     applied, failures = list(result.applied), list(result.failures)
     pending = the_plan.pending
@@ -169,6 +201,23 @@ def sync(
         the_plan = replace(the_plan, changes=(*the_plan.changes, *late_changes))
         pending = tuple(n for n in pending if n not in ready)
     return SyncReport(the_plan, tuple(applied), tuple(failures), pending, revision)
+
+
+def preflight(
+    client: Client, changes: list[Change] | tuple[Change, ...], settings: SyncSettings
+) -> tuple[Permission, ...]:
+    """The permissions these changes need that the credentials lack (SelfSubjectAccessReview)."""
+    return missing_permissions(
+        client, required_permissions(changes), workers=settings.workers, retry=settings.retry
+    )
+
+
+def _changes_to_check(the_plan: Plan, desired: DesiredState) -> list[Change]:
+    """The plan, plus the grants of pending namespaces that may appear during this run."""
+    changes = list(the_plan.changes)
+    if the_plan.pending and any(c.kind == "Profile" for c in changes):
+        changes.extend(plan_pending(desired, the_plan.pending))
+    return changes
 
 
 def _apply(
@@ -210,6 +259,12 @@ class DeleteOutcome:
     refused: dict[str, str]
     failures: tuple[Failure, ...] = ()
     dry_run: bool = False
+    missing_permissions: tuple[Permission, ...] = ()
+
+    @property
+    def refusal(self) -> str | None:
+        """Why nothing was deleted, when the credentials may not delete Profiles."""
+        return refusal(self.missing_permissions) if self.missing_permissions else None
 
 
 def delete_stale_profiles(
@@ -236,8 +291,13 @@ def delete_stale_profiles(
             refused[name] = "no such Profile in the cluster"
         else:
             chosen.append(name)
-    if dry_run or not chosen:
-        return DeleteOutcome(tuple(chosen), refused, dry_run=dry_run)
+    if not chosen:
+        return DeleteOutcome((), refused, dry_run=dry_run)
+    deletions = [Change("delete", "Profile", name, "stale") for name in chosen]
+    missing = preflight(client, deletions, settings)
+    if dry_run or missing:
+        deleted = tuple(chosen) if dry_run and not missing else ()
+        return DeleteOutcome(deleted, refused, dry_run=dry_run, missing_permissions=missing)
     result = delete_profiles(client, chosen, workers=settings.workers, retry=settings.retry)
     deleted = tuple(c.name for c in result.applied)
     return DeleteOutcome(deleted, refused, result.failures)

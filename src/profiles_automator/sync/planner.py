@@ -28,10 +28,11 @@ Action = Literal["create", "update", "delete", "replace"]
 Kind = Literal["Profile", "Namespace", "RoleBinding", "AuthorizationPolicy"]
 
 # Apply order: make the namespace acceptable to the profile controller, then
-# Profiles, then let the controller recreate the owner's objects (only once the
-# Profile names the new owner), then grant before revoking so a role change
-# never leaves a gap.
-PHASE_NAMESPACE, PHASE_PROFILE, PHASE_OWNER_RESET, PHASE_GRANT, PHASE_REVOKE = range(5)
+# Profiles, then grant, then let the controller recreate the owner's objects
+# (only once the Profile names the new owner, and only when everything before
+# it in that namespace went through), then revoke: a role change never leaves
+# a gap, and a failed run never leaves the old owner without access.
+PHASE_NAMESPACE, PHASE_PROFILE, PHASE_GRANT, PHASE_OWNER_RESET, PHASE_REVOKE = range(5)
 
 DEFAULT_MAX_REVOCATIONS = 50
 DEFAULT_MAX_STALE_FRACTION = 0.2
