@@ -63,3 +63,31 @@ def test_readme_names_the_test_command_that_ci_runs():
     assert command in README.read_text()
     assert command in ci
     assert f"{command} -e demo" in README.read_text()
+
+
+def _permission_rows(text: str) -> dict[str, set[str]]:
+    """`resource (names)` -> verbs, from a Permissions table."""
+    table = _section(text, "Permissions")
+    rows = re.findall(r"^\| (`[^|]+) \| ([a-z, ]+) \|", table, re.MULTILINE)
+    return {
+        " ".join(re.findall(r"`([^`]+)`", resource)): {v.strip() for v in verbs.split(",")}
+        for resource, verbs in rows
+    }
+
+
+def _manifest_rules() -> dict[str, set[str]]:
+    documents = yaml.safe_load_all((ROOT / "docs" / "rbac.yaml").read_text())
+    role = next(d for d in documents if d["kind"] == "ClusterRole")
+    rules: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                qualified = f"{resource}.{group}" if group else resource
+                key = " ".join([qualified, *rule.get("resourceNames", [])])
+                rules.setdefault(key, set()).update(rule["verbs"])
+    return rules
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/charm.md"])
+def test_permissions_tables_match_docs_rbac_yaml(document: str):
+    assert _permission_rows((ROOT / document).read_text()) == _manifest_rules()

@@ -428,3 +428,17 @@ def test_an_unreadable_stored_cache_does_not_stop_the_sync(
 
     assert out.unit_status == in_sync(github)
     assert len(github.requests_matching(r"/contents/")) == 1
+
+
+def test_a_dry_run_reports_missing_permissions_like_a_real_sync(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, config: dict[str, Any]
+):
+    kube.forbid("create", "profiles")
+
+    out = ctx.run(ctx.on.install(), leader({**config, "dry-run": True}))
+
+    assert out.unit_status == ops.BlockedStatus(
+        "missing permissions (cluster-wide): create profiles.kubeflow.org; nothing was "
+        f"written: run `juju trust {APP} --scope=cluster`"
+    )
+    assert writes(kube) == []
