@@ -826,8 +826,8 @@ class FakeKubeAPI:
         """Writing a binding needs `bind` on its role, or every permission in it."""
         if self.rbac is None or not isinstance(data, dict):
             return
-        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-        name = route.name or str(meta.get("name") or "")
+        meta = data.get("metadata")
+        name = route.name or str((meta if isinstance(meta, dict) else {}).get("name") or "")
         old = self.store.get_obj(rt, route.namespace, name) if name else None
         role_ref = (old or {}).get("roleRef") if verb == "patch" else data.get("roleRef")
         if not isinstance(role_ref, dict):

@@ -69,8 +69,18 @@ def contributor_binding(namespace: str, role: str) -> RoleBinding:
     )
 
 
-def review(client: Client, verb: str, resource: str, group: str = "", **scope: str) -> Any:
-    attributes = ResourceAttributes(verb=verb, resource=resource, group=group, **scope)
+def review(
+    client: Client,
+    verb: str,
+    resource: str,
+    group: str = "",
+    *,
+    namespace: str = "",
+    name: str = "",
+) -> Any:
+    attributes = ResourceAttributes(
+        verb=verb, resource=resource, group=group, namespace=namespace or None, name=name or None
+    )
     answer = client.create(
         SelfSubjectAccessReview(spec=SelfSubjectAccessReviewSpec(resourceAttributes=attributes))
     )
@@ -261,7 +271,7 @@ def test_binding_a_role_needs_bind_or_every_permission_in_it(api: FakeKubeAPI, c
     with pytest.raises(ApiError) as raised:
         client.create(contributor_binding("team", "kubeflow-view"))
 
-    message = raised.value.status.message
+    message = raised.value.status.message or ""
     assert raised.value.status.code == 403
     assert message.startswith(
         f'rolebindings.{RBAC} "user-alice-kubeflow-view" is forbidden: user '
