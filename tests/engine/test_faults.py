@@ -386,6 +386,13 @@ def test_an_owner_change_keeps_the_owner_objects_when_a_change_there_fails(
     assert api.get(*POLICY, "ns-owner-access-istio", "team-a") == owner_policy
     assert not [r for r in writes(api) if r.verb == "delete" and r.name in kept]
 
+    api.clear_faults()
+    again = sync(client, load(OWNED_BY.format(owner="erin@example.com", extra="dave")), settings)
+
+    assert again.in_sync
+    new_owner_binding = api.get(*ROLE_BINDING, "namespaceAdmin", "team-a")
+    assert new_owner_binding["subjects"][0]["name"] == "erin@example.com"
+
 
 @pytest.mark.parametrize(
     ("plural", "status"),

@@ -426,10 +426,6 @@ class FakeKubeAPI:
                 self.store.put_raw(obj)
             self.rbac = RBACAuthorizer(self.store)
 
-    def can(self, user: UserInfo, verb: str, group: str, resource: str, **scope: str) -> bool:
-        """Whether `user` may do it, as SelfSubjectAccessReview would answer."""
-        return self._decide(Attributes(user, verb, group, resource, **scope))[0]
-
     # ------------------------------------------------------------------ direct store access
 
     def put(self, obj: JSONDict) -> JSONDict:

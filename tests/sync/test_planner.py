@@ -396,3 +396,20 @@ def test_bindings_of_an_older_naming_are_replaced_without_counting_as_revocation
         "duplicate of the KFAM-named object for alice@example.com edit"
     )
     assert result.held == ()
+
+
+def test_a_half_done_owner_change_is_finished_by_the_next_plan():
+    cluster = _cluster_in_sync(profile("team-a", owner="old@example.com"))
+    want = desired(profile("team-a", owner="new@example.com"))
+    first = plan(want, cluster.observed(), PlanOptions())
+    # the owner reset was held (a grant failed): everything else went through
+    cluster.apply([c for c in first.changes if c.kind in ("Namespace", "Profile")])
+
+    result = plan(want, cluster.observed(), PlanOptions())
+
+    assert _actions(result) == {
+        ("delete", "RoleBinding", "team-a", OWNER_ROLEBINDING),
+        ("delete", "AuthorizationPolicy", "team-a", OWNER_AUTHORIZATION_POLICY),
+    }
+    cluster.apply(result.changes)
+    assert plan(want, cluster.observed(), PlanOptions()).is_empty

@@ -173,9 +173,26 @@ def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Chang
     changes = _profile_change(name, desired, want, observed.profiles.get(name))
     namespace = observed.namespaces.get(name)
     new_owner = want["owner"].get("name")
-    if namespace is not None and owner_of_namespace(namespace) != new_owner:
+    if namespace is not None and (
+        owner_of_namespace(namespace) != new_owner
+        or _owner_binding_names_someone_else(name, new_owner, observed)
+    ):
         changes.extend(_reown_namespace(name, new_owner, observed))
     return changes
+
+
+def _owner_binding_names_someone_else(name: str, owner: str, observed: ObservedState) -> bool:
+    """An owner change half done: the annotation moved on but namespaceAdmin did not.
+
+    A run that held the reset (a change for the profile failed), or whose delete
+    failed, leaves it so; looking at the binding keeps the reset level-triggered.
+    A missing binding is the profile controller's to create.
+    """
+    binding = observed.role_bindings.get((name, OWNER_ROLEBINDING))
+    if binding is None:
+        return False
+    subjects = binding.get("subjects") or []
+    return not any(s.get("name") == owner for s in subjects)
 
 
 def _profile_change(
@@ -225,16 +242,18 @@ def _reown_namespace(name: str, owner: str, observed: ObservedState) -> list[Cha
         "metadata": {"name": name, "annotations": {NAMESPACE_OWNER_ANNOTATION: owner}},
     }
     reason = f"owner changed to {owner}; the profile controller recreates it for the new owner"
-    changes = [
-        Change(
-            "update",
-            "Namespace",
-            name,
-            f"owner annotation -> {owner}",
-            body=body,
-            phase=PHASE_NAMESPACE,
+    changes = []
+    if owner_of_namespace(observed.namespaces[name]) != owner:
+        changes.append(
+            Change(
+                "update",
+                "Namespace",
+                name,
+                f"owner annotation -> {owner}",
+                body=body,
+                phase=PHASE_NAMESPACE,
+            )
         )
-    ]
     if (name, OWNER_ROLEBINDING) in observed.role_bindings:
         changes.append(
             Change(
