@@ -25,8 +25,8 @@ from profiles_automator.sync.engine import (
     sync,
 )
 from profiles_automator.sync.kfam import MANAGER_NAME
-from profiles_automator.sync.permissions import Permission, required_permissions
-from profiles_automator.sync.planner import Change, PlanOptions
+from profiles_automator.sync.permissions import Permission
+from profiles_automator.sync.planner import PlanOptions
 from tests.engine.conftest import (
     NAMESPACE,
     OWNER_OBJECTS,
@@ -262,37 +262,3 @@ def test_checks_are_deduplicated_and_sent_at_once(
         "kubeflow-edit",
         "kubeflow-view",
     }
-
-
-# ---------------------------------------------------------------------------- the pure part
-
-
-def _change(action: str, kind: str, role: str = "kubeflow-edit") -> Change:
-    body = {"roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role}}
-    return Change(action, kind, "x", "why", "ns", body)  # type: ignore[arg-type]
-
-
-def test_required_permissions_follow_how_the_api_authorizes_each_write():
-    needed = required_permissions(
-        [
-            _change("create", "RoleBinding"),
-            _change("replace", "RoleBinding", "kubeflow-view"),
-            _change("update", "AuthorizationPolicy"),
-            _change("delete", "RoleBinding", "kubeflow-admin"),  # a delete needs no bind
-            _change("update", "Namespace"),
-        ]
-    )
-
-    assert [str(p) for p in needed] == [
-        "bind clusterroles.rbac.authorization.k8s.io/kubeflow-edit",
-        "bind clusterroles.rbac.authorization.k8s.io/kubeflow-view",
-        "create rolebindings.rbac.authorization.k8s.io",
-        "delete rolebindings.rbac.authorization.k8s.io",
-        "patch namespaces",
-        "patch rolebindings.rbac.authorization.k8s.io",
-        "patch authorizationpolicies.security.istio.io",
-    ]
-
-
-def test_nothing_to_do_needs_nothing():
-    assert required_permissions([]) == ()
