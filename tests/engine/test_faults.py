@@ -13,6 +13,7 @@ from tests.engine.conftest import (
     PROFILE,
     ROLE_BINDING,
     contributor_names,
+    get,
     list_calls,
     load,
     names,
@@ -390,7 +391,7 @@ def test_an_owner_change_keeps_the_owner_objects_when_a_change_there_fails(
     again = sync(client, load(OWNED_BY.format(owner="erin@example.com", extra="dave")), settings)
 
     assert again.in_sync
-    new_owner_binding = api.get(*ROLE_BINDING, "namespaceAdmin", "team-a")
+    new_owner_binding = get(api, ROLE_BINDING, "namespaceAdmin", "team-a")
     assert new_owner_binding["subjects"][0]["name"] == "erin@example.com"
 
 

@@ -62,7 +62,7 @@ def test_a_refusal_groups_verbs_by_resource_and_names_by_role():
 
 
 # The writes the planner and the stale deletion make.
-WRITES = [
+WRITES: list[tuple[str, str]] = [
     *((action, "Profile") for action in ("create", "update", "delete")),
     ("update", "Namespace"),
     *(
@@ -72,7 +72,7 @@ WRITES = [
     ),
 ]
 CHANGES = st.builds(
-    lambda write, role: _change(*write, role),
+    lambda write, role: _change(write[0], write[1], role),
     st.sampled_from(WRITES),
     st.sampled_from(["kubeflow-admin", "kubeflow-edit", "kubeflow-view"]),
 )
