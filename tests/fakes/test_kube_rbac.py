@@ -335,3 +335,27 @@ def test_unknown_token_is_401_and_no_token_is_anonymous(api: FakeKubeAPI):
     assert anonymous.status_code == 403
     assert 'User "system:anonymous" cannot list resource "profiles"' in anonymous.json()["message"]
     assert [r.status for r in api.requests] == [401, 403]
+
+
+def test_updating_a_binding_needs_bind_too(api: FakeKubeAPI, client: Client):
+    writer = cluster_role("rb-writer", rule([RBAC], ["rolebindings"], ["create", "patch"]))
+    api.enable_rbac(writer, bind_to_sa("rb-writer"))
+    existing = contributor_binding("team", "kubeflow-view").to_dict()
+    api.put(existing)
+
+    with pytest.raises(ApiError) as raised:
+        client.patch(
+            RoleBinding,
+            "user-alice-kubeflow-view",
+            {**existing, "metadata": {**existing["metadata"], "labels": {"a": "b"}}},
+            namespace="team",
+            patch_type=PatchType.APPLY,
+            field_manager="t",
+        )
+
+    assert raised.value.status.code == 403
+    assert "is attempting to grant RBAC permissions not currently held" in (
+        raised.value.status.message or ""
+    )
+    stored = api.get(f"{RBAC}/v1", "RoleBinding", "user-alice-kubeflow-view", "team")
+    assert stored is not None and "labels" not in stored["metadata"]
