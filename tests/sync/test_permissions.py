@@ -86,3 +86,9 @@ def test_one_check_per_distinct_permission_whatever_the_number_of_changes(change
     assert needed == required_permissions(list(reversed(changes)))
     assert len(needed) <= 13  # 3 verbs x 3 kinds, patch namespaces, bind x 3 roles
     assert all(p.name == "" for p in needed if p.verb != "bind")
+
+
+def test_a_watch_is_its_own_verb():
+    needed = required_permissions([], watches=["AuthorizationPolicy", "AuthorizationPolicy"])
+
+    assert needed == (Permission("watch", "security.istio.io", "authorizationpolicies"),)

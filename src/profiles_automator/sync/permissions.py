@@ -70,9 +70,14 @@ class Permission:
         }
 
 
-def required_permissions(changes: Iterable[Change]) -> tuple[Permission, ...]:
-    """Every distinct permission applying these changes takes, sorted."""
-    needed: set[Permission] = set()
+def required_permissions(
+    changes: Iterable[Change], *, watches: Iterable[str] = ()
+) -> tuple[Permission, ...]:
+    """Every distinct permission applying these changes takes, sorted.
+
+    ``watches`` names the kinds the run will also watch (a watch is its own verb).
+    """
+    needed = {Permission("watch", *RESOURCES[kind]) for kind in watches}
     for change in changes:
         group, resource = RESOURCES[change.kind]
         needed.update(Permission(verb, group, resource) for verb in VERBS[change.action])
