@@ -9,18 +9,29 @@ stores) and `pmr_document` (checks on each file).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 
 from profiles_automator.sources.document import PMRDocument, check_document
 from profiles_automator.sources.errors import FetchError, RateLimitedError
+from profiles_automator.sources.git import GitReader
 from profiles_automator.sources.github import GitHubReader
 from profiles_automator.sources.http_cache import DirectoryCache, HTTPCache, MemoryCache
 from profiles_automator.sources.http_client import Credentials, HTTPClient
-from profiles_automator.sources.source import GitHubSource, Source, URLSource, source_from_options
+from profiles_automator.sources.source import (
+    GitHubSource,
+    GitSource,
+    Source,
+    URLSource,
+    source_from_options,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -29,6 +40,7 @@ __all__ = [
     "FetchError",
     "FetchResult",
     "GitHubSource",
+    "GitSource",
     "HTTPCache",
     "MemoryCache",
     "PMRDocument",
@@ -50,7 +62,7 @@ _URL_ACCEPT = "application/yaml, application/x-yaml, text/yaml, text/plain;q=0.9
 class FetchResult:
     """The PMR documents of one sync and the revision they were read at.
 
-    `revision` is the commit SHA for GitHub; for a URL, the ETag if the server sent one, else
+    `revision` is the commit SHA for GitHub and git; for a URL, the ETag if the server sent one, else
     the first 12 hex digits of the body's SHA-256. `unchanged` is True when the revision equals
     the `last_revision` passed in (for GitHub the documents then come from the cache when it
     holds them all, without downloading).
@@ -70,16 +82,32 @@ def fetch_pmr(
     max_bytes: int = DEFAULT_MAX_BYTES,
     session: requests.Session | None = None,
     deadline_seconds: float = 30.0,
+    git_cache_dir: str | os.PathLike[str] | None = None,
 ) -> FetchResult:
     """Fetch the PMR from `source`, all at one revision, within `deadline_seconds`.
 
-    The token in `credentials` is only sent to the GitHub API host (or the URL's host), and
-    `credentials.ca_pem`, if set, is the only trusted CA. `cache` makes repeat fetches cheap.
+    The token in `credentials` is only sent to the GitHub API host (or the URL's or the git
+    server's host), and `credentials.ca_pem`, if set, is the only trusted CA. `cache` makes
+    repeat fetches from GitHub and URLs cheap; for a `GitSource`, `git_cache_dir` keeps the bare
+    repository that makes an unchanged branch cost one ref lookup (without it, a temporary
+    directory is used and everything is fetched).
 
     Raises:
         RateLimitedError: the server's rate limit is exhausted (`reset_at` says until when).
         FetchError: anything else; the message says what to fix.
     """
+    if isinstance(source, GitSource):
+        result = _fetch_git(
+            source, credentials, git_cache_dir, last_revision, max_bytes, deadline_seconds
+        )
+        logger.debug(
+            "fetched %d PMR document(s) from %s at %s%s",
+            len(result.documents),
+            source.describe(),
+            result.revision,
+            " (unchanged)" if result.unchanged else "",
+        )
+        return result
     auth_url = source.api_url if isinstance(source, GitHubSource) else source.url
     with HTTPClient(
         credentials=credentials,
@@ -100,6 +128,35 @@ def fetch_pmr(
         " (unchanged)" if result.unchanged else "",
     )
     return result
+
+
+def _fetch_git(
+    source: GitSource,
+    credentials: Credentials,
+    cache_dir: str | os.PathLike[str] | None,
+    last_revision: str | None,
+    max_bytes: int,
+    deadline_seconds: float,
+) -> FetchResult:
+    holder: contextlib.AbstractContextManager[str] = (
+        tempfile.TemporaryDirectory(prefix="pmr-git-")
+        if cache_dir is None
+        else contextlib.nullcontext(os.fspath(cache_dir))
+    )
+    with holder as directory:
+        reader = GitReader(
+            source,
+            credentials=credentials,
+            cache_dir=Path(directory),
+            max_bytes=max_bytes,
+            deadline_seconds=deadline_seconds,
+        )
+        try:
+            snapshot = reader.read(last_revision)
+        finally:
+            reader.close()
+    documents = tuple(PMRDocument(name, body) for name, body in sorted(snapshot.files))
+    return FetchResult(documents, snapshot.sha, snapshot.unchanged)
 
 
 def _fetch_github(

@@ -61,13 +61,19 @@ BodyCheck = Callable[[bytes, str], None]
 
 @dataclass(frozen=True)
 class Credentials:
-    """What the fetcher may need to authenticate: a token, and a CA bundle to trust.
+    """What the fetcher may need to authenticate: a token, SSH keys, and a CA bundle to trust.
 
-    Neither field is shown by `repr()`: both come from secrets and must not end up in logs.
+    `username` goes with the token for git over HTTPS (each host documents its own default,
+    see `sources.git`). `ssh_key` is a private key in OpenSSH or PEM form and `known_hosts`
+    the OpenSSH known_hosts lines that the server's host key must match. No field is shown by
+    `repr()`: they come from secrets and must not end up in logs.
     """
 
     token: str | None = field(default=None, repr=False)
     ca_pem: str | None = field(default=None, repr=False)
+    username: str | None = field(default=None, repr=False)
+    ssh_key: str | None = field(default=None, repr=False)
+    known_hosts: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

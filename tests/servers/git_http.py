@@ -1,0 +1,205 @@
+"""Debian's `git http-backend` behind a small threaded HTTP server with basic auth.
+
+The server runs the CGI the way Apache's documented set-up does (GIT_PROJECT_ROOT,
+GIT_HTTP_EXPORT_ALL, REMOTE_USER, the Git-Protocol header as GIT_PROTOCOL), so clients speak
+git's real smart HTTP protocol, v0 or v2. With `users`, every request needs basic auth with one
+of those (user, password) pairs, like a private repository on a hosted git server. Each request
+is logged with the git command it carried, so tests can tell a ref lookup from a fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+
+from tests.servers.git_repo import BareRepo
+
+
+@dataclass(frozen=True)
+class GitRequest:
+    """One request the server answered."""
+
+    method: str
+    path: str
+    status: int
+    user: str | None
+    command: str  # "ref-advertisement", "ls-refs", "fetch" (v2) or "upload-pack" (v0)
+
+
+def git_exec_path() -> Path:
+    """Where Debian's git keeps http-backend (`git --exec-path`)."""
+    out = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+class GitHTTPServer:
+    """Serve the bare repositories under `root` at http://127.0.0.1:PORT/NAME.git."""
+
+    def __init__(
+        self, root: Path, users: Mapping[str, str] | None = None, *, protocol_v2: bool = True
+    ) -> None:
+        self.root = root
+        self.protocol_v2 = protocol_v2
+        self.users = dict(users or {})
+        self.requests: list[GitRequest] = []
+        self._lock = threading.Lock()
+        self._backend = str(git_exec_path() / "git-http-backend")
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def repo(self, name: str, default_branch: str = "main") -> BareRepo:
+        """Create a bare repository served at `url_of(name)`."""
+        return BareRepo(self.root / f"{name}.git", default_branch)
+
+    def url_of(self, name: str) -> str:
+        """The clone URL of repository `name`."""
+        return f"{self.url}/{name}.git"
+
+    def commands(self) -> list[str]:
+        """The git commands of the requests so far, in order."""
+        with self._lock:
+            return [request.command for request in self.requests]
+
+    def clear(self) -> None:
+        """Forget the requests logged so far."""
+        with self._lock:
+            self.requests.clear()
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _log(self, request: GitRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_GET(self) -> None:
+                self._serve(b"")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    body = self.rfile.read(length)
+                else:  # chunked
+                    body = self._read_chunked()
+                self._serve(body)
+
+            def _read_chunked(self) -> bytes:
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+
+            def _user(self) -> tuple[bool, str | None]:
+                if not server.users:
+                    return True, None
+                header = self.headers.get("Authorization", "")
+                if not header.lower().startswith("basic "):
+                    return False, None
+                try:
+                    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                except ValueError:
+                    return False, None
+                return server.users.get(user) == password, user
+
+            def _serve(self, body: bytes) -> None:
+                parts = urlsplit(self.path)
+                command = _command(parts.path, body)
+                allowed, user = self._user()
+                if not allowed:
+                    self._reply(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"denied\n")
+                    server._log(GitRequest(self.command, parts.path, 401, user, command))
+                    return
+                env = {
+                    "PATH": "/usr/bin:/bin",
+                    "GIT_PROJECT_ROOT": str(server.root),
+                    "GIT_HTTP_EXPORT_ALL": "1",
+                    "REQUEST_METHOD": self.command,
+                    "PATH_INFO": parts.path,
+                    "QUERY_STRING": parts.query,
+                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+                    "CONTENT_LENGTH": str(len(body)),
+                    "REMOTE_ADDR": "127.0.0.1",
+                    "GIT_CONFIG_NOSYSTEM": "1",
+                    "HOME": str(server.root),
+                }
+                if user:
+                    env["REMOTE_USER"] = user
+                if (protocol := self.headers.get("Git-Protocol")) and server.protocol_v2:
+                    env["GIT_PROTOCOL"] = protocol
+                if encoding := self.headers.get("Content-Encoding"):
+                    env["HTTP_CONTENT_ENCODING"] = encoding
+                result = subprocess.run(
+                    [server._backend], input=body, env=env, capture_output=True, timeout=60
+                )
+                head, _, payload = result.stdout.partition(b"\r\n\r\n")
+                if not _:
+                    head, _, payload = result.stdout.partition(b"\n\n")
+                status, headers = 200, {}
+                for line in head.decode("latin-1").splitlines():
+                    name, _, value = line.partition(":")
+                    if name.lower() == "status":
+                        status = int(value.split()[0])
+                    elif name:
+                        headers[name.strip()] = value.strip()
+                self._reply(status, headers, payload)
+                server._log(GitRequest(self.command, parts.path, status, user, command))
+
+            def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+
+def _command(path: str, body: bytes) -> str:
+    if path.endswith("/info/refs"):
+        return "ref-advertisement"
+    if b"command=ls-refs" in body[:64]:
+        return "ls-refs"
+    if b"command=fetch" in body[:64]:
+        return "fetch"
+    return "upload-pack"
