@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import pathlib
 from collections.abc import Iterator, Sequence
 
 import lightkube
@@ -22,7 +23,14 @@ from lightkube.core.exceptions import ConfigError as KubeConfigError
 from charm_config import CharmConfig
 from profiles_automator.pmr.loader import LoadResult, load_pmr
 from profiles_automator.pmr.problems import PMRInvalidError
-from profiles_automator.sources.fetch import Credentials, FetchError, MemoryCache, fetch_pmr
+from profiles_automator.sources.fetch import (
+    Credentials,
+    FetchError,
+    GitSource,
+    MemoryCache,
+    fetch_pmr,
+)
+from profiles_automator.sources.ssh import HostKeyError
 from profiles_automator.sync import engine
 from profiles_automator.sync.cluster import ClusterError
 from profiles_automator.sync.kfam import MANAGER_NAME
@@ -33,9 +41,15 @@ SYNC_NOW = "sync-now"
 LIST_STALE = "list-stale-profiles"
 DELETE_STALE = "delete-stale-profiles"
 TOKEN_KEY = "token"
+USERNAME_KEY = "username"
 CA_KEY = "ca.crt"
+SSH_KEY_KEY = "ssh-key"
+KNOWN_HOSTS_KEY = "known-hosts"
 TOKEN_OPTION = "token-secret-id"
 CA_OPTION = "ca-secret-id"
+SSH_KEY_OPTION = "ssh-key-secret-id"
+# The bare repository of a git source, kept between hooks next to the charm's own files.
+GIT_CACHE_DIR = ".pmr-git-cache"
 ALL_PROFILES = "all"
 STANDBY_MESSAGE = "standby: the leader syncs"
 STATUS_LIMIT = 120  # status lines listing names are kept shorter than this
@@ -265,19 +279,35 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
 
     def _fetch_pmr(self, config: CharmConfig) -> tuple[LoadResult, str]:
         """Fetch and validate the PMR; any failure raises before anything is applied."""
+        source = config.source
+        token = self._secret_content(config.token_secret_id, TOKEN_OPTION, TOKEN_KEY)
+        ssh = self._secret_content(
+            config.ssh_key_secret_id, SSH_KEY_OPTION, SSH_KEY_KEY, KNOWN_HOSTS_KEY
+        )
         credentials = Credentials(
-            token=self._secret_value(config.token_secret_id, TOKEN_KEY, TOKEN_OPTION),
+            token=token.get(TOKEN_KEY),
+            username=token.get(USERNAME_KEY),
             ca_pem=self._secret_value(config.ca_secret_id, CA_KEY, CA_OPTION),
+            ssh_key=ssh.get(SSH_KEY_KEY),
+            known_hosts=ssh.get(KNOWN_HOSTS_KEY),
         )
         stored_cache = self._stored.http_cache
         cache = MemoryCache.from_json(stored_cache) if stored_cache else MemoryCache()
         try:
             fetched = fetch_pmr(
-                config.source,
+                source,
                 credentials=credentials,
                 cache=cache,
                 last_revision=self._stored.revision or None,
+                git_cache_dir=self._git_cache_dir() if isinstance(source, GitSource) else None,
             )
+        except HostKeyError as exc:
+            secret = config.ssh_key_secret_id
+            name = (secret.id if secret else None) or SSH_KEY_OPTION
+            raise SyncBlockedError(
+                f"cannot fetch the PMR: {exc}: juju update-secret {name} "
+                f"{KNOWN_HOSTS_KEY}#file=known_hosts"
+            ) from exc
         except FetchError as exc:
             raise SyncBlockedError(f"cannot fetch the PMR: {exc}") from exc
         finally:
@@ -298,8 +328,14 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
 
     def _secret_value(self, secret: ops.Secret | None, key: str, option: str) -> str | None:
         """Read `key` from the latest revision of a user secret (None when not configured)."""
+        return self._secret_content(secret, option, key).get(key)
+
+    def _secret_content(
+        self, secret: ops.Secret | None, option: str, *required: str
+    ) -> dict[str, str]:
+        """The latest revision of a user secret ({} when not configured); `required` keys set."""
         if secret is None:
-            return None
+            return {}
         name = secret.id or option
         try:
             content = secret.get_content(refresh=True)
@@ -307,11 +343,26 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             raise SyncBlockedError(
                 f"cannot read the secret in `{option}`: juju grant-secret {name} {self.app.name}"
             ) from exc
-        if not content.get(key):
-            raise SyncBlockedError(
-                f"the secret in `{option}` has no `{key}` key: juju update-secret {name} {key}=..."
-            )
-        return content[key]
+        for key in required:
+            if not content.get(key):
+                value = f"{key}#file=known_hosts" if key == KNOWN_HOSTS_KEY else f"{key}=..."
+                if key == SSH_KEY_KEY:
+                    value = f"{key}#file=deploy-key"
+                raise SyncBlockedError(
+                    f"the secret in `{option}` has no `{key}` key: juju update-secret {name} "
+                    f"{value}"
+                )
+        return content
+
+    def _git_cache_dir(self) -> pathlib.Path | None:
+        """Where the git source's bare repository is kept between hooks (None: not writable)."""
+        path = self.charm_dir / GIT_CACHE_DIR
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            logger.warning("cannot keep the git cache in %s (%s); fetching without it", path, exc)
+            return None
+        return path
 
     @contextlib.contextmanager
     def _kubernetes(self) -> Iterator[lightkube.Client]:

@@ -12,7 +12,7 @@ import re
 
 import ops
 
-from profiles_automator.sources.fetch import Source, source_from_options
+from profiles_automator.sources.fetch import GitSource, Source, source_from_options
 from profiles_automator.sync.engine import SyncSettings
 from profiles_automator.sync.kfam import (
     DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
@@ -48,6 +48,7 @@ _EXAMPLES = {
     "additional-principals": "cluster.local/ns/NAMESPACE/sa/ACCOUNT",
     "ignored-profiles": "kubeflow-user-example-com,team-*",
     "protected-namespaces": "monitoring,team-infra-*",
+    "ssh-key-secret-id": "<secret URI printed by juju add-secret>",
 }
 
 
@@ -71,6 +72,7 @@ class CharmConfig:
     github_api_url: str = ""
     token_secret_id: ops.Secret | None = None
     ca_secret_id: ops.Secret | None = None
+    ssh_key_secret_id: ops.Secret | None = None
     cluster_name: str = ""
     kfp_ui_principal: str = DEFAULT_KFP_UI_PRINCIPAL
     istio_ingressgateway_principal: str = DEFAULT_INGRESS_GATEWAY_PRINCIPAL
@@ -97,10 +99,20 @@ class CharmConfig:
         if self.repository.strip() and self.pmr_url.strip():
             return "pmr-url", "set either `repository` or `pmr-url`, not both"
         try:
-            self.source  # noqa: B018 - building the source validates it
+            source = self.source
         except ValueError as exc:
             match = _OPTION_IN_MESSAGE.search(str(exc))
             return (match.group(1) if match else "repository"), str(exc)
+        if (
+            isinstance(source, GitSource)
+            and source.transport == "ssh"
+            and self.ssh_key_secret_id is None
+        ):
+            return (
+                "ssh-key-secret-id",
+                "`repository` is an SSH URL: set `ssh-key-secret-id` to a secret with the keys "
+                "`ssh-key` and `known-hosts` (or use the HTTPS clone URL with `token-secret-id`)",
+            )
         return (
             _single_problem(
                 "kfp-ui-principal", self.kfp_ui_principal, _PRINCIPAL, "an Istio principal"
@@ -139,6 +151,7 @@ class CharmConfig:
             pmr_path=self.pmr_path,
             pmr_url=self.pmr_url,
             github_api_url=self.github_api_url,
+            ssh_key=self.ssh_key_secret_id is not None,
         )
 
     @property

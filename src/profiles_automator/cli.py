@@ -46,6 +46,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CHANGES = 2  # `pmr plan`: there is something to do (like `terraform plan -detailed-exitcode`)
 EXIT_HELD = 3  # `pmr sync`: done, but the safety guard held deletions back
+DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 
 # How a CLI user gets the permissions the engine needs (the manifest ships in this repository).
 RBAC_FIX = (
@@ -75,9 +76,28 @@ class UsageError(Exception):
 def _credentials(args: argparse.Namespace) -> Credentials:
     token = os.environ.get("GITHUB_TOKEN") or None
     if args.token_file:
-        token = Path(args.token_file).read_text(encoding="utf-8").strip()
-    ca_pem = Path(args.ca_file).read_text(encoding="utf-8") if args.ca_file else None
-    return Credentials(token=token, ca_pem=ca_pem)
+        token = _read_file(args.token_file, "--token-file").strip()
+    ca_pem = _read_file(args.ca_file, "--ca-file") if args.ca_file else None
+    ssh_key = _read_file(args.ssh_key_file, "--ssh-key-file") if args.ssh_key_file else None
+    known_hosts = None
+    if args.known_hosts_file:
+        known_hosts = _read_file(args.known_hosts_file, "--known-hosts-file")
+    elif ssh_key is not None and DEFAULT_KNOWN_HOSTS.expanduser().is_file():
+        known_hosts = DEFAULT_KNOWN_HOSTS.expanduser().read_text(encoding="utf-8")
+    return Credentials(
+        token=token,
+        username=args.token_username or None,
+        ca_pem=ca_pem,
+        ssh_key=ssh_key,
+        known_hosts=known_hosts,
+    )
+
+
+def _read_file(path: str, option: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {option} {path}: {exc.__class__.__name__}") from None
 
 
 def _remote_source(args: argparse.Namespace) -> Source | None:
@@ -94,6 +114,7 @@ def _remote_source(args: argparse.Namespace) -> Source | None:
             pmr_path=args.pmr_path,
             pmr_url=args.pmr_url,
             github_api_url=args.github_api_url,
+            ssh_key=bool(args.ssh_key_file),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -106,7 +127,11 @@ def _documents(args: argparse.Namespace) -> tuple[Sequence[DocumentLike], str | 
         return read_paths(args.paths), None, ", ".join(args.paths)
     cache = DirectoryCache(args.cache_dir) if args.cache_dir else None
     fetched = fetch_pmr(
-        source, credentials=_credentials(args), cache=cache, max_bytes=args.max_file_bytes
+        source,
+        credentials=_credentials(args),
+        cache=cache,
+        max_bytes=args.max_file_bytes,
+        git_cache_dir=Path(args.cache_dir) / "git" if args.cache_dir else None,
     )
     return fetched.documents, fetched.revision, f"{source.describe()} @ {fetched.revision[:12]}"
 
@@ -309,14 +334,24 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
     source = parser.add_argument_group("PMR source (instead of local PATHs)")
-    source.add_argument("--repository", default="", help="GitHub repository: org/repo or its URL")
+    source.add_argument(
+        "--repository", default="", help="org/repo on GitHub, or any git clone URL (https, ssh)"
+    )
     source.add_argument("--branch", default="main", help="branch, tag or commit SHA")
     source.add_argument("--pmr-path", default="pmr.yaml", help="file or folder in the repository")
     source.add_argument("--pmr-url", default="", help="https URL of one raw PMR file")
     source.add_argument("--github-api-url", default="", help="API base (derived if empty)")
     source.add_argument("--token-file", help="file holding a token (default: $GITHUB_TOKEN)")
+    source.add_argument(
+        "--token-username", help="user name sent with the token over git HTTPS (host default)"
+    )
+    source.add_argument("--ssh-key-file", help="private deploy key for an SSH repository URL")
+    source.add_argument(
+        "--known-hosts-file",
+        help=f"the SSH server's host keys (default with --ssh-key-file: {DEFAULT_KNOWN_HOSTS})",
+    )
     source.add_argument("--ca-file", help="PEM bundle of a private CA to trust")
-    source.add_argument("--cache-dir", help="keep ETags and bodies here between runs")
+    source.add_argument("--cache-dir", help="keep ETags, bodies and git objects here between runs")
     parser.add_argument(
         "--protected-namespaces",
         type=_split,

@@ -11,6 +11,8 @@ from profiles_automator.cli import main
 from tests.engine.conftest import PROFILE, names
 from tests.fakes.github_api import GOOD_TOKEN, FakeGitHub
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.servers.git_http import GitHTTPServer
+from tests.servers.sshd import SSHServer
 
 REPO = "org/access"
 PMR = b"""\
@@ -104,3 +106,61 @@ def test_local_paths_and_a_repository_together_are_a_usage_error(
 
     assert code == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_sync_from_a_git_host_over_https_with_a_cache_dir(
+    api: FakeKubeAPI,
+    kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    (tmp_path / "git").mkdir()
+    token_file = tmp_path / "token"
+    token_file.write_text("glpat-cli-0001\n")
+    with GitHTTPServer(tmp_path / "git", users={"bot": "glpat-cli-0001"}) as http:
+        sha = http.repo("platform/access").commit({"access/pmr.yaml": PMR})
+        options = [
+            *("--repository", http.url_of("platform/access"), "--pmr-path", "access"),
+            *("--token-file", str(token_file), "--token-username", "bot"),
+            *("--cache-dir", str(tmp_path / "cache"), "--kubeconfig", str(kubeconfig)),
+        ]
+
+        synced = main(["sync", *options])
+        http.clear()
+        planned = main(["plan", *options])
+
+        assert http.commands() == ["ref-advertisement", "ls-refs"]  # cached: no fetch
+    out = capsys.readouterr().out
+    assert (synced, planned) == (0, 0)
+    assert f"127.0.0.1/platform/access@main:access @ {sha[:12]}" in out
+    assert names(api, PROFILE) == {"team-a"}
+    assert list((tmp_path / "cache" / "git").glob("*.git"))
+
+
+def test_validate_from_a_git_host_over_ssh(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+):
+    with SSHServer(tmp_path / "ssh") as sshd:
+        sshd.repo("access").commit({"pmr.yaml": PMR})
+        (tmp_path / "deploy-key").write_text(sshd.deploy_key)
+        (tmp_path / "known_hosts").write_text(sshd.known_hosts)
+        options = ["--repository", sshd.url_of("access"), "--ssh-key-file"]
+
+        valid = main(
+            [
+                "validate",
+                *options,
+                str(tmp_path / "deploy-key"),
+                "--known-hosts-file",
+                str(tmp_path / "known_hosts"),
+            ]
+        )
+        no_key = main(["validate", "--repository", sshd.url_of("access")])
+
+    err = capsys.readouterr().err
+    assert valid == 0
+    assert "PMR is valid: 1 profile" in err
+    assert no_key == 1
+    assert "is an SSH URL but no SSH key is configured" in err

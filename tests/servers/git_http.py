@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 from urllib.parse import urlsplit
 
+from tests.servers.debian import require_debian_package
 from tests.servers.git_repo import BareRepo
 
 
@@ -36,7 +37,8 @@ class GitRequest:
 
 def git_exec_path() -> Path:
     """Where Debian's git keeps http-backend (`git --exec-path`)."""
-    out = subprocess.run(["git", "--exec-path"], capture_output=True, text=True, check=True)
+    git = require_debian_package("git", "git")
+    out = subprocess.run([git, "--exec-path"], capture_output=True, text=True, check=True)
     return Path(out.stdout.strip())
 
 
@@ -51,8 +53,9 @@ class GitHTTPServer:
         self.users = dict(users or {})
         self.requests: list[GitRequest] = []
         self._lock = threading.Lock()
-        self._backend = str(git_exec_path() / "git-http-backend")
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.backend = str(git_exec_path() / "git-http-backend")
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.git = self
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -98,101 +101,119 @@ class GitHTTPServer:
         with self._lock:
             self.requests.append(request)
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+class _Server(ThreadingHTTPServer):
+    git: GitHTTPServer
 
-            def log_message(self, format: str, *args: object) -> None:
-                return
 
-            def do_GET(self) -> None:
-                self._serve(b"")
+class _Handler(BaseHTTPRequestHandler):
+    """Authenticate, then hand the request to git http-backend as a CGI."""
 
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    body = self.rfile.read(length)
-                else:  # chunked
-                    body = self._read_chunked()
-                self._serve(body)
+    protocol_version = "HTTP/1.1"
 
-            def _read_chunked(self) -> bytes:
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().strip() or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return b"".join(chunks)
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
+    @property
+    def git(self) -> GitHTTPServer:
+        return cast(_Server, self.server).git
 
-            def _user(self) -> tuple[bool, str | None]:
-                if not server.users:
-                    return True, None
-                header = self.headers.get("Authorization", "")
-                if not header.lower().startswith("basic "):
-                    return False, None
-                try:
-                    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-                except ValueError:
-                    return False, None
-                return server.users.get(user) == password, user
+    def log_message(self, format: str, *args: object) -> None:
+        return
 
-            def _serve(self, body: bytes) -> None:
-                parts = urlsplit(self.path)
-                command = _command(parts.path, body)
-                allowed, user = self._user()
-                if not allowed:
-                    self._reply(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"denied\n")
-                    server._log(GitRequest(self.command, parts.path, 401, user, command))
-                    return
-                env = {
-                    "PATH": "/usr/bin:/bin",
-                    "GIT_PROJECT_ROOT": str(server.root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "REQUEST_METHOD": self.command,
-                    "PATH_INFO": parts.path,
-                    "QUERY_STRING": parts.query,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "REMOTE_ADDR": "127.0.0.1",
-                    "GIT_CONFIG_NOSYSTEM": "1",
-                    "HOME": str(server.root),
-                }
-                if user:
-                    env["REMOTE_USER"] = user
-                if (protocol := self.headers.get("Git-Protocol")) and server.protocol_v2:
-                    env["GIT_PROTOCOL"] = protocol
-                if encoding := self.headers.get("Content-Encoding"):
-                    env["HTTP_CONTENT_ENCODING"] = encoding
-                result = subprocess.run(
-                    [server._backend], input=body, env=env, capture_output=True, timeout=60
-                )
-                head, _, payload = result.stdout.partition(b"\r\n\r\n")
-                if not _:
-                    head, _, payload = result.stdout.partition(b"\n\n")
-                status, headers = 200, {}
-                for line in head.decode("latin-1").splitlines():
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers[name.strip()] = value.strip()
-                self._reply(status, headers, payload)
-                server._log(GitRequest(self.command, parts.path, status, user, command))
+    def do_GET(self) -> None:
+        self._serve(b"")
 
-            def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    if name.lower() not in ("content-length", "transfer-encoding"):
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._serve(self.rfile.read(length) if length else self._read_chunked())
 
-        return Handler
+    def _read_chunked(self) -> bytes:
+        chunks = []
+        while size := int(self.rfile.readline().strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()
+        return b"".join(chunks)
+
+    def _user(self) -> tuple[bool, str | None]:
+        users = self.git.users
+        if not users:
+            return True, None
+        header = self.headers.get("Authorization", "")
+        if not header.lower().startswith("basic "):
+            return False, None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False, None
+        return users.get(user) == password, user
+
+    def _serve(self, body: bytes) -> None:
+        git = self.git
+        parts = urlsplit(self.path)
+        command = _command(parts.path, body)
+        allowed, user = self._user()
+        if not allowed:
+            self._reply(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"denied\n")
+            git._log(GitRequest(self.command, parts.path, 401, user, command))
+            return
+        result = subprocess.run(
+            [git.backend],
+            input=body,
+            env=self._cgi_environment(parts.path, parts.query, len(body), user),
+            capture_output=True,
+            timeout=60,
+        )
+        status, headers, payload = _parse_cgi(result.stdout)
+        self._reply(status, headers, payload)
+        git._log(GitRequest(self.command, parts.path, status, user, command))
+
+    def _cgi_environment(
+        self, path: str, query: str, length: int, user: str | None
+    ) -> dict[str, str]:
+        git = self.git
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "GIT_PROJECT_ROOT": str(git.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(length),
+            "REMOTE_ADDR": "127.0.0.1",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "HOME": str(git.root),
+        }
+        if user:
+            env["REMOTE_USER"] = user
+        if (protocol := self.headers.get("Git-Protocol")) and git.protocol_v2:
+            env["GIT_PROTOCOL"] = protocol
+        if encoding := self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = encoding
+        return env
+
+    def _reply(self, status: int, headers: dict[str, str], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def _parse_cgi(output: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Split a CGI answer into its status, headers and body."""
+    head, separator, payload = output.partition(b"\r\n\r\n")
+    if not separator:
+        head, _, payload = output.partition(b"\n\n")
+    status, headers = 200, {}
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = int(value.split()[0])
+        elif name:
+            headers[name.strip()] = value.strip()
+    return status, headers, payload
 
 
 def _command(path: str, body: bytes) -> str:

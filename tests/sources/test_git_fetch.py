@@ -244,7 +244,9 @@ def test_default_username_of_an_unknown_host_is_sent(
 def test_no_token_for_a_private_repository(http: GitHTTPServer, repo: BareRepo, cache: Path):
     repo.commit({"pmr.yaml": PMR})
 
-    with pytest.raises(FetchError, match=r"requires authentication \(HTTP 401\).*no token was sent"):
+    with pytest.raises(
+        FetchError, match=r"requires authentication \(HTTP 401\).*no token was sent"
+    ):
         fetch(http, cache, Credentials())
 
 
@@ -263,10 +265,10 @@ def test_missing_branch_names_the_default(http: GitHTTPServer, repo: BareRepo, c
     repo.commit({"pmr.yaml": PMR})
 
     with pytest.raises(FetchError) as caught:
-        fetch(http, cache, branch="mian")
+        fetch(http, cache, branch="maine")
 
     assert str(caught.value) == (
-        "branch, tag or commit 'mian' not found in 127.0.0.1/org/access (its default branch is "
+        "branch, tag or commit 'maine' not found in 127.0.0.1/org/access (its default branch is "
         "'main'): check the `branch` option"
     )
 
@@ -310,7 +312,9 @@ def test_path_that_is_neither_file_nor_folder(
 
 
 def test_file_size_limit_and_document_checks(http: GitHTTPServer, repo: BareRepo, cache: Path):
-    repo.commit({"big.yaml": b"x" * 2000, "page.yaml": b"<!DOCTYPE html><html>", "bin.yaml": b"\xff"})
+    repo.commit(
+        {"big.yaml": b"x" * 2000, "page.yaml": b"<!DOCTYPE html><html>", "bin.yaml": b"\xff"}
+    )
     source = GitSource(http.url_of("org/access"), path="big.yaml")
 
     with pytest.raises(FetchError, match=r"big.yaml is too large: 1.95312 KiB"):

@@ -296,10 +296,14 @@ def test_commit_json_form_is_understood(gh: FakeGitHub):
     assert fetch_pmr(source(gh)).revision == sha
 
 
-def test_enterprise_api_is_derived_from_the_repository_url():
+def test_enterprise_api_reads_a_repository_url():
+    # A host not named github.* or ghe.* is read over git unless `github-api-url` says it is
+    # GitHub Enterprise (names that say so derive it: see test_source_options).
     with FakeGitHub(api_prefix="/api/v3") as ghe:
         sha = ghe.commit(REPO, {"pmr.yaml": PMR})
-        configured = source_from_options(repository=f"{ghe.url}/org/repo.git")
+        configured = source_from_options(
+            repository=f"{ghe.url}/org/repo.git", github_api_url=f"{ghe.url}/api/v3"
+        )
         assert isinstance(configured, GitHubSource)
         assert configured.api_url == f"{ghe.url}/api/v3"
         assert fetch_pmr(configured).revision == sha

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from profiles_automator.sources.fetch import GitHubSource, URLSource, source_from_options
+from profiles_automator.sources.fetch import (
+    GitHubSource,
+    GitSource,
+    URLSource,
+    source_from_options,
+)
 
 PUBLIC_API = "https://api.github.com"
 
@@ -166,3 +171,151 @@ def test_url_source_refuses_embedded_credentials():
 def test_url_source_name_falls_back_to_host():
     assert URLSource("https://example.com/").name == "example.com"
     assert URLSource("https://example.com/dir/my%20pmr.yaml").name == "my pmr.yaml"
+
+
+# --- any other git host ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spelling", "kind", "project", "web", "api"),
+    [
+        (
+            "https://gitlab.example.com/group/sub/access.git",
+            "gitlab",
+            "group/sub/access",
+            "https://gitlab.example.com/group/sub/access",
+            "https://gitlab.example.com/api/v4",
+        ),
+        (
+            "git@gitlab.com:group/access.git",
+            "gitlab",
+            "group/access",
+            "https://gitlab.com/group/access",
+            "https://gitlab.com/api/v4",
+        ),
+        (
+            "https://bitbucket.org/workspace/access.git",
+            "bitbucket",
+            "workspace/access",
+            "https://bitbucket.org/workspace/access",
+            "https://api.bitbucket.org/2.0",
+        ),
+        (
+            "https://dev.azure.com/org/project/_git/access",
+            "azure-devops",
+            "org/project/_git/access",
+            "https://dev.azure.com/org/project/_git/access",
+            "https://dev.azure.com",
+        ),
+        (
+            "git@ssh.dev.azure.com:v3/org/project/access",
+            "azure-devops",
+            "org/project/_git/access",
+            "https://dev.azure.com/org/project/_git/access",
+            "https://dev.azure.com",
+        ),
+        (
+            "https://codeberg.org/org/access.git",
+            "gitea",
+            "org/access",
+            "https://codeberg.org/org/access",
+            "https://codeberg.org/api/v1",
+        ),
+        (
+            "ssh://git@git.example.com:2222/srv/access.git",
+            "git",
+            "srv/access",
+            "https://git.example.com/srv/access",
+            None,
+        ),
+        (
+            "git.example.com/org/access",
+            "git",
+            "org/access",
+            "https://git.example.com/org/access",
+            None,
+        ),
+    ],
+)
+def test_other_hosts_give_a_git_source(
+    spelling: str, kind: str, project: str, web: str, api: str | None
+):
+    source = source_from_options(repository=spelling, ssh_key=True)
+
+    assert isinstance(source, GitSource)
+    assert (source.host_kind, source.project_path, source.web_url, source.api_url) == (
+        kind,
+        project,
+        web,
+        api,
+    )
+
+
+def test_ssh_url_parts():
+    scp = source_from_options(repository="deploy@gitea.example.com:org/access.git", ssh_key=True)
+    url = source_from_options(repository="ssh://git@git.example.com:2222/srv/access.git")
+
+    assert isinstance(scp, GitSource) and isinstance(url, GitSource)
+    assert (scp.transport, scp.ssh_user, scp.host, scp.port, scp.remote_path) == (
+        "ssh",
+        "deploy",
+        "gitea.example.com",
+        None,
+        "org/access.git",
+    )
+    assert (url.ssh_user, url.port, url.remote_path) == ("git", 2222, "/srv/access.git")
+    assert url.describe() == "git.example.com/srv/access@main:pmr.yaml"
+
+
+def test_ssh_on_github_uses_ssh_only_with_a_key():
+    with_key = source_from_options(repository="git@github.com:org/repo.git", ssh_key=True)
+    without = source_from_options(repository="git@github.com:org/repo.git")
+
+    assert isinstance(with_key, GitSource) and with_key.host_kind == "github"
+    assert with_key.api_url == PUBLIC_API
+    assert isinstance(without, GitHubSource)
+
+
+def test_enterprise_names_keep_the_api_unless_the_path_is_not_owner_repo():
+    deep = source_from_options(repository="https://github.example.com/a/b/c.git")
+
+    assert isinstance(deep, GitSource)
+    assert isinstance(
+        source_from_options(repository="https://github.example.com/a/b"), GitHubSource
+    )
+
+
+def test_github_api_url_makes_any_host_github():
+    source = source_from_options(
+        repository="https://code.example.com/org/repo.git",
+        github_api_url="https://code.example.com/api/v3",
+    )
+
+    assert isinstance(source, GitHubSource)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "message"),
+    [
+        (
+            "https://user:s3cr3t@gitlab.example.com/g/r.git",
+            "must not contain a user name or password",
+        ),
+        ("ssh://git:pw@gitlab.example.com/g/r.git", "must not contain a password"),
+        ("http://gitlab.example.com/g/r.git", "must use https://"),
+        ("git@gitlab.example.com:-oProxyCommand=x", "must look like org/repo, a git clone URL"),
+        ("https://gitlab.example.com/g/../r.git", "must look like org/repo, a git clone URL"),
+        ("https://gitlab.example.com/", "must look like org/repo, a git clone URL"),
+    ],
+)
+def test_bad_git_urls_name_the_option(spelling: str, message: str):
+    with pytest.raises(ValueError, match=rf"^`repository` {message}") as caught:
+        source_from_options(repository=spelling)
+    assert "s3cr3t" not in str(caught.value) and ":pw" not in str(caught.value)
+
+
+def test_git_source_validates_branch_and_path():
+    with pytest.raises(ValueError, match=r"^`branch`"):
+        GitSource("https://gitlab.example.com/g/r.git", branch="a..b")
+    with pytest.raises(ValueError, match=r"^`pmr-path`"):
+        GitSource("https://gitlab.example.com/g/r.git", path="../x")

@@ -62,10 +62,10 @@ _URL_ACCEPT = "application/yaml, application/x-yaml, text/yaml, text/plain;q=0.9
 class FetchResult:
     """The PMR documents of one sync and the revision they were read at.
 
-    `revision` is the commit SHA for GitHub and git; for a URL, the ETag if the server sent one, else
-    the first 12 hex digits of the body's SHA-256. `unchanged` is True when the revision equals
-    the `last_revision` passed in (for GitHub the documents then come from the cache when it
-    holds them all, without downloading).
+    `revision` is the commit SHA for GitHub and git; for a URL, the ETag if the server sent one,
+    else the first 12 hex digits of the body's SHA-256. `unchanged` is True when the revision
+    equals the `last_revision` passed in (for GitHub the documents then come from the cache when
+    it holds them all, without downloading; for git, from the cached repository).
     """
 
     documents: tuple[PMRDocument, ...]

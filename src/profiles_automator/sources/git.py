@@ -36,23 +36,18 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 import certifi
 import dulwich
 import paramiko
 import urllib3
-from dulwich.client import (
-    GitProtocolError,
-    HangupException,
-    HTTPUnauthorized,
-    SSHGitClient,
-    Urllib3HttpGitClient,
-)
-from dulwich.errors import NotGitRepository
-from dulwich.objects import Blob, Commit, Tag, Tree
+from dulwich.client import HTTPUnauthorized, SSHGitClient, Urllib3HttpGitClient
+from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
+from dulwich.objects import Blob, Commit, ShaFile, Tag, Tree
 from dulwich.repo import Repo
+from urllib3.util import parse_url
 
 from profiles_automator.sources import http_client
 from profiles_automator.sources.document import check_document, looks_like_html, too_large_error
@@ -72,7 +67,7 @@ from profiles_automator.sources.url_policy import display_url, origin, url_probl
 logger = logging.getLogger(__name__)
 
 # The user name sent with the token over HTTPS when the secret has no `username`: what each
-# host documents for token access (see docs/charm.md#git-hosts for the references).
+# host documents for token access (docs/charm.md, "Git hosts", cites each one).
 DEFAULT_TOKEN_USERNAMES: Mapping[str, str] = {
     "github": "x-access-token",
     "gitlab": "oauth2",
@@ -90,9 +85,7 @@ _SHA = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,63}$")
 _SPLIT_HINT = "split the PMR into several files in a folder and point `pmr-path` at it"
 _GITLINK = 0o160000
-_USER_AGENT = f"git/dulwich-{'.'.join(map(str, dulwich.__version__))} " + (
-    http_client.USER_AGENT
-)
+_USER_AGENT = f"git/dulwich-{'.'.join(map(str, dulwich.__version__))} " + (http_client.USER_AGENT)
 
 
 @dataclass(frozen=True)
@@ -210,7 +203,7 @@ class GitReader:
             )
         # Moving the cache's own ref (force: the branch may have been rewritten) keeps the
         # commit as a `have` for the next fetch.
-        repo.refs[CACHE_REF] = commit.id
+        repo.refs[cast(Any, CACHE_REF)] = commit.id
         logger.debug(
             "%s: %r is %s (%s)",
             self._where,
@@ -281,7 +274,7 @@ class GitReader:
         except KeyError:
             raise FetchError(f"{path!r} not found {at}: check `pmr-path`") from None
         if stat.S_ISDIR(mode):
-            tree = repo.object_store[object_id]
+            tree = _object(repo, object_id)
             assert isinstance(tree, Tree)
             names = sorted(
                 entry.path.decode("utf-8", "replace")
@@ -312,7 +305,7 @@ class GitReader:
         return self._read_blob(repo, object_id, path)
 
     def _read_blob(self, repo: Repo, object_id: bytes, path: str) -> bytes:
-        blob = repo.object_store[object_id]
+        blob = _object(repo, object_id)
         assert isinstance(blob, Blob)
         body = blob.as_raw_string()
         if len(body) > self._max_bytes:
@@ -416,14 +409,47 @@ class GitReader:
 
     def _explain(self, exc: BaseException, sha: str | None) -> FetchError:
         """Turn a transport or protocol failure into what the administrator must change."""
-        for cause in _causes(exc):
+        causes = list(_causes(exc))
+        for cause in causes:
             if isinstance(cause, FetchError):
                 return cause
+        if (transport := self._explain_transport(causes)) is not None:
+            return transport
         source = self._source
         host = source.host if not source.port else f"{source.host}:{source.port}"
-        causes = list(_causes(exc))
-        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-            verify = next(c for c in causes if isinstance(c, ssl.SSLCertVerificationError))
+        if sha and _unadvertised(exc):
+            return FetchError(
+                f"{self._where} refuses to send commit {sha[:12]}: the server only serves the "
+                "tips of branches and tags (it speaks neither protocol v2 nor allows "
+                "uploadpack.allowReachableSHA1InWant); set `branch` to a branch or a tag at "
+                "that commit"
+            )
+        if isinstance(exc, HangupException | GitProtocolError):
+            text = _remote_text(exc)
+            if re.search(
+                r"not found|does not exist|not appear to be a git repository", text, re.I
+            ):
+                return FetchError(self._not_found())
+            if re.search(r"denied|permission|not authori[sz]ed|access", text, re.I):
+                return FetchError(
+                    f"{host} refused access to {source.project_path}: {text[:200]}; give the "
+                    "deploy key read access to the repository"
+                )
+            detail = f": {text[:200]}" if text else ""
+            return FetchError(
+                f"{host} ended the git session while reading {source.project_path}{detail}; "
+                "check `repository`"
+            )
+        return FetchError(
+            f"reading {self._where} failed: {type(exc).__name__}: {_first_line(exc)[:200]}"
+        )
+
+    def _explain_transport(self, causes: list[BaseException]) -> FetchError | None:
+        """TLS, SSH authentication, connection and name resolution failures, if one is it."""
+        source = self._source
+        host = source.host if not source.port else f"{source.host}:{source.port}"
+        verify = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
+        if verify is not None:
             advice = (
                 "check that the configured CA bundle holds the CA that signed its certificate"
                 if self._credentials.ca_pem
@@ -446,46 +472,22 @@ class GitReader:
                 f"connection to {host} refused: check the host and port in `repository`; "
                 "the next sync will try again"
             )
-        if any(isinstance(c, socket.gaierror) for c in causes) or any(
-            "Name or service not known" in str(c) or "NameResolutionError" in type(c).__name__
+        if any(
+            isinstance(c, socket.gaierror) or "NameResolutionError" in type(c).__name__
             for c in causes
         ):
-            return FetchError(
-                f"could not resolve the host name {source.host}: check `repository`"
-            )
-        if any(isinstance(c, TimeoutError | socket.timeout) for c in causes) or any(
-            "timed out" in str(c).lower() for c in causes
+            return FetchError(f"could not resolve the host name {source.host}: check `repository`")
+        if any(
+            isinstance(c, TimeoutError | socket.timeout) or "timed out" in str(c).lower()
+            for c in causes
         ):
             return FetchError(
                 f"no answer from {host} in time while reading {source.project_path}; the next "
                 "sync will try again"
             )
         if any(isinstance(c, paramiko.SSHException) for c in causes):
-            return FetchError(f"SSH connection to {host} failed: {_first_line(exc)}")
-        if sha and _unadvertised(exc):
-            return FetchError(
-                f"{self._where} refuses to send commit {sha[:12]}: the server only serves the "
-                "tips of branches and tags (it speaks neither protocol v2 nor allows "
-                "uploadpack.allowReachableSHA1InWant); set `branch` to a branch or a tag at "
-                "that commit"
-            )
-        if isinstance(exc, HangupException | GitProtocolError):
-            text = _remote_text(exc)
-            if re.search(r"not found|does not exist|not appear to be a git repository", text, re.I):
-                return FetchError(self._not_found())
-            if re.search(r"denied|permission|not authori[sz]ed|access", text, re.I):
-                return FetchError(
-                    f"{host} refused access to {source.project_path}: {text[:200]}; give the "
-                    "deploy key read access to the repository"
-                )
-            detail = f": {text[:200]}" if text else ""
-            return FetchError(
-                f"{host} ended the git session while reading {source.project_path}{detail}; "
-                "check `repository`"
-            )
-        return FetchError(
-            f"reading {self._where} failed: {type(exc).__name__}: {_first_line(exc)[:200]}"
-        )
+            return FetchError(f"SSH connection to {host} failed: {_first_line(causes[0])}")
+        return None
 
     def _not_found(self) -> str:
         where = f"repository {self._source.project_path} not found at {self._source.host}"
@@ -504,9 +506,11 @@ class GitReader:
             "configure a token that can read it"
         )
 
-    def http_status_error(self, status: int, url: str, body: bytes, content_type: str) -> FetchError:
+    def http_status_error(
+        self, status: int, url: str, body: bytes, content_type: str
+    ) -> FetchError:
         """Explain an HTTP answer other than 200 from the git server."""
-        host = urllib3.util.parse_url(url).netloc or self._source.host
+        host = parse_url(url).netloc or self._source.host
         if status == 401:
             if self._token:
                 return FetchError(
@@ -624,7 +628,8 @@ class _PackSpool:
     """Collect the pack the server sends, refusing it past a size limit or the deadline."""
 
     def __init__(self, limit: int, deadline: Callable[[], None], where: str) -> None:
-        self._file = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
+        # Closed by close(), after the pack has been added to the repository.
+        self._file = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)  # noqa: SIM115
         self._limit = limit
         self._deadline = deadline
         self._where = where
@@ -655,11 +660,11 @@ class _PackSpool:
 def _commit_of(repo: Repo, sha: str) -> Commit | None:
     """The commit `sha` names (peeling tags) if it and its tree are cached, else None."""
     try:
-        obj = repo.object_store[sha.encode("ascii")]
+        obj = _object(repo, sha.encode("ascii"))
         for _ in range(10):
             if not isinstance(obj, Tag):
                 break
-            obj = repo.object_store[obj.object[1]]
+            obj = _object(repo, obj.object[1])
         if isinstance(obj, Commit) and obj.tree in repo.object_store:
             return obj
     except (KeyError, ValueError):
@@ -667,10 +672,15 @@ def _commit_of(repo: Repo, sha: str) -> Commit | None:
     return None
 
 
+def _object(repo: Repo, object_id: bytes) -> ShaFile:
+    """An object of the cached repository by its hex id (KeyError when missing)."""
+    return repo.object_store[cast(Any, object_id)]
+
+
 def _cached_commit_with_prefix(repo: Repo, prefix: str) -> str | None:
     """A cached commit whose SHA starts with `prefix`, if exactly one is cached."""
     try:
-        head = repo.refs[CACHE_REF].decode("ascii")
+        head = repo.refs[cast(Any, CACHE_REF)].decode("ascii")
     except KeyError:
         return None
     return head if head.startswith(prefix) else None
@@ -682,7 +692,7 @@ def _lookup(repo: Repo, tree_id: bytes, path: str) -> tuple[int, bytes]:
     for segment in path.split("/"):
         if not stat.S_ISDIR(mode):
             raise KeyError(path)
-        tree = repo.object_store[object_id]
+        tree = _object(repo, object_id)
         if not isinstance(tree, Tree):
             raise KeyError(path)
         mode, object_id = tree[segment.encode("utf-8")]

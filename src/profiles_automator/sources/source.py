@@ -273,12 +273,14 @@ def _git_url(value: str, *, github_api_url: bool, ssh_key: bool) -> str | None:
     if "://" in text and urlsplit(text).scheme not in ("ssh", "git+ssh", "ssh+git"):
         if problem := url_problem(text):
             raise ValueError(f"`repository` {problem}")
+        if (urlsplit(text).hostname or "") in _GITHUB_WEB_HOSTS:
+            return None  # github.com: the REST API (which explains a malformed URL)
     parts = _split_git_url(text)
-    if github_api_url or _is_github_host(parts.host):
+    over_ssh = parts.scheme == "ssh" and ssh_key
+    if (github_api_url or _is_github_host(parts.host)) and not over_ssh:
         is_owner_repo = _valid_owner_repo(parts.path.strip("/").removesuffix(".git"))
-        if parts.scheme != "ssh" or not ssh_key:
-            if github_api_url or is_owner_repo or parts.host.lower() in _GITHUB_WEB_HOSTS:
-                return None  # the REST API (it explains a malformed owner/repo)
+        if github_api_url or is_owner_repo or parts.host.lower() in _GITHUB_WEB_HOSTS:
+            return None  # the REST API (it explains a malformed owner/repo)
     return text
 
 
@@ -309,9 +311,7 @@ def _split_git_url(url: str) -> _GitURLParts:
             "`repository` must not contain a user name or password: configure the token instead"
         )
     if parts.password is not None:
-        raise ValueError(
-            "`repository` must not contain a password: configure an SSH key instead"
-        )
+        raise ValueError("`repository` must not contain a password: configure an SSH key instead")
     return _checked(_GitURLParts(scheme, parts.username, host, port, unquote(parts.path)), error)
 
 

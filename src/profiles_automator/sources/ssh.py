@@ -12,13 +12,13 @@ import base64
 import hashlib
 import io
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paramiko
 from dulwich.client import SSHVendor
+from paramiko.hostkeys import HostKeyEntry
 
 from profiles_automator.sources.errors import FetchError
 
@@ -100,7 +100,7 @@ def parse_known_hosts(text: str) -> paramiko.HostKeys:
         if not line or line.startswith(("#", "@")):
             continue
         try:
-            entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+            entry = HostKeyEntry.from_line(line, lineno)
         except (paramiko.SSHException, ValueError, TypeError, IndexError):
             entry = None
         if entry is None or entry.key is None:
@@ -108,7 +108,7 @@ def parse_known_hosts(text: str) -> paramiko.HostKeys:
             continue
         for hostname in entry.hostnames:
             keys.add(hostname, entry.key.get_name(), entry.key)
-    if not keys.keys():
+    if not keys:
         raise FetchError(
             "the known hosts hold no host key: add the server's key lines in known_hosts form "
             "(`ssh-keyscan HOST` prints them; check them against the host's published "
@@ -223,7 +223,7 @@ class _StderrReader:
                 data += chunk
                 if len(data) > 65536:
                     break
-        except (TimeoutError, socket.timeout, OSError):
+        except (TimeoutError, OSError):
             pass
         return data.splitlines(keepends=True)
 
@@ -244,7 +244,7 @@ class ParamikoSSHVendor(SSHVendor):
         self._timeouts = timeouts
         self._check = check
 
-    def run_command(
+    def run_command(  # pyright: ignore[reportIncompatibleMethodOverride]
         self,
         host: str,
         command: bytes | str,
@@ -260,7 +260,7 @@ class ParamikoSSHVendor(SSHVendor):
         port = port or 22
         timeouts = self._timeouts()
         client = paramiko.SSHClient()
-        for name in self._known_hosts.keys():
+        for name in self._known_hosts:
             for key_type, key in self._known_hosts.lookup(name).items():  # type: ignore[union-attr]
                 client.get_host_keys().add(name, key_type, key)
         client.set_missing_host_key_policy(_RejectUnknownHost(self._known_hosts, port))
