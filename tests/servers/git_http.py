@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import ssl
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +22,7 @@ from types import TracebackType
 from typing import Self, cast
 from urllib.parse import urlsplit
 
+from tests.fakes.github_api import ServerCert
 from tests.servers.debian import require_debian_package
 from tests.servers.git_repo import BareRepo
 
@@ -46,10 +49,16 @@ class GitHTTPServer:
     """Serve the bare repositories under `root` at http://127.0.0.1:PORT/NAME.git."""
 
     def __init__(
-        self, root: Path, users: Mapping[str, str] | None = None, *, protocol_v2: bool = True
+        self,
+        root: Path,
+        users: Mapping[str, str] | None = None,
+        *,
+        protocol_v2: bool = True,
+        tls: ServerCert | None = None,
     ) -> None:
         self.root = root
         self.protocol_v2 = protocol_v2
+        self.delay = 0.0  # seconds to wait before answering (a slow server)
         self.users = dict(users or {})
         self.requests: list[GitRequest] = []
         self._lock = threading.Lock()
@@ -57,13 +66,21 @@ class GitHTTPServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.git = self
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._scheme = "http"
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.configure_cert(context)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
         """The server's base URL."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def repo(self, name: str, default_branch: str = "main") -> BareRepo:
         """Create a bare repository served at `url_of(name)`."""
@@ -104,6 +121,9 @@ class GitHTTPServer:
 
 class _Server(ThreadingHTTPServer):
     git: GitHTTPServer
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up mid-answer (a refused pack, a timeout) is not an error."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -148,6 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, body: bytes) -> None:
         git = self.git
+        time.sleep(git.delay)
         parts = urlsplit(self.path)
         command = _command(parts.path, body)
         allowed, user = self._user()

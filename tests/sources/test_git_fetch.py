@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from profiles_automator.sources import http_client
 from profiles_automator.sources.fetch import Credentials, FetchError, GitSource, fetch_pmr
+from profiles_automator.sources.git import GitReader
 from profiles_automator.sources.ssh import HostKeyError
 from tests.servers.git_http import GitHTTPServer
 from tests.servers.git_repo import BareRepo
@@ -460,3 +463,58 @@ def test_ssh_credentials_missing_or_malformed(credentials: Credentials, message:
 
     with pytest.raises(FetchError, match=message):
         fetch_pmr(source, credentials=credentials, git_cache_dir=cache)
+
+
+# --- TLS, limits, deadline ---------------------------------------------------------------------
+
+
+def test_https_with_a_private_ca(tmp_path: Path, cache: Path):
+    trustme: Any = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    (tmp_path / "tls").mkdir()
+    with GitHTTPServer(tmp_path / "tls", tls=ca.issue_cert("127.0.0.1")) as server:
+        sha = server.repo("org/access").commit({"pmr.yaml": PMR})
+        source = GitSource(server.url_of("org/access"))
+        assert source.url.startswith("https://")
+
+        trusted = fetch_pmr(
+            source,
+            credentials=Credentials(ca_pem=ca.cert_pem.bytes().decode()),
+            git_cache_dir=cache,
+        )
+        with pytest.raises(FetchError) as untrusted:
+            fetch_pmr(source, git_cache_dir=cache)
+
+    assert trusted.revision == sha
+    assert str(untrusted.value).startswith(
+        "could not establish a trusted TLS connection to 127.0.0.1:"
+    )
+    assert "configure that CA's certificate (PEM) as the CA bundle" in str(untrusted.value)
+
+
+def test_a_commit_larger_than_the_pack_limit_is_refused(
+    http: GitHTTPServer, repo: BareRepo, cache: Path
+):
+    repo.commit({"pmr.yaml": PMR, "data.bin": os.urandom(64 * 1024)})
+    reader = GitReader(
+        GitSource(http.url_of("org/access")),
+        credentials=GOOD,
+        cache_dir=cache,
+        max_bytes=1024 * 1024,
+        deadline_seconds=30,
+        max_pack_bytes=16 * 1024,
+    )
+
+    with pytest.raises(FetchError, match=r"sent more than .* for one commit"):
+        reader.read(None)
+
+
+def test_a_slow_server_hits_the_read_timeout(
+    http: GitHTTPServer, repo: BareRepo, cache: Path, monkeypatch: pytest.MonkeyPatch
+):
+    repo.commit({"pmr.yaml": PMR})
+    monkeypatch.setattr(http_client, "READ_TIMEOUT", 0.2)
+    http.delay = 0.6
+
+    with pytest.raises(FetchError, match=r"no answer from 127.0.0.1:\d+ in time"):
+        fetch(http, cache)

@@ -364,6 +364,7 @@ class GitReader:
                 total=http_client.MAX_ATTEMPTS,
                 connect=http_client.MAX_ATTEMPTS - 1,
                 read=0,
+                other=0,  # TLS and protocol errors are not retried
                 status=http_client.MAX_ATTEMPTS - 1,
                 status_forcelist=(502, 503, 504),
                 allowed_methods=None,
