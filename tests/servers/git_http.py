@@ -10,8 +10,8 @@ is logged with the git command it carried, so tests can tell a ref lookup from a
 from __future__ import annotations
 
 import base64
-import subprocess
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Mapping
