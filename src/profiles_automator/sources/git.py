@@ -194,7 +194,11 @@ class GitReader:
             raise self._explain(exc, resolved.get("sha")) from None
         finally:
             spool.close()
-        sha = resolved["sha"]
+        sha = resolved.get("sha")
+        if sha is None:
+            raise FetchError(
+                f"{self._where} advertised no refs at all: is `repository` the clone URL?"
+            )
         commit = _commit_of(repo, sha)
         if commit is None:
             raise FetchError(
