@@ -518,3 +518,12 @@ def test_a_slow_server_hits_the_read_timeout(
 
     with pytest.raises(FetchError, match=r"no answer from 127.0.0.1:\d+ in time"):
         fetch(http, cache)
+
+
+def test_the_whole_read_has_a_deadline(http: GitHTTPServer, repo: BareRepo, cache: Path):
+    repo.commit({"pmr.yaml": PMR})
+    http.delay = 0.25  # each of the three requests of a first read
+    source = GitSource(http.url_of("org/access"))
+
+    with pytest.raises(FetchError, match=r"gave up after the 0.4 s deadline; the next sync"):
+        fetch_pmr(source, credentials=GOOD, git_cache_dir=cache, deadline_seconds=0.4)

@@ -353,6 +353,7 @@ class GitReader:
             username=self._username,
             pool_manager=self._pool_manager(),
             deadline=self._check_deadline,
+            timeouts=self._timeouts,
         )
         client.reader = self
         return client, ""
@@ -405,10 +406,13 @@ class GitReader:
 
     def _check_deadline(self) -> None:
         if time.monotonic() >= self._deadline_at:
-            raise FetchError(
-                f"timed out reading {self._where}: gave up after the "
-                f"{self._deadline_seconds:g} s deadline; the next sync will try again"
-            )
+            raise self._deadline_error()
+
+    def _deadline_error(self) -> FetchError:
+        return FetchError(
+            f"timed out reading {self._where}: gave up after the "
+            f"{self._deadline_seconds:g} s deadline; the next sync will try again"
+        )
 
     # --- errors ----------------------------------------------------------------------------
 
@@ -486,6 +490,8 @@ class GitReader:
             isinstance(c, TimeoutError | socket.timeout) or "timed out" in str(c).lower()
             for c in causes
         ):
+            if time.monotonic() >= self._deadline_at - 0.05:
+                return self._deadline_error()
             return FetchError(
                 f"no answer from {host} in time while reading {source.project_path}; the next "
                 "sync will try again"
@@ -573,9 +579,11 @@ class _HTTPGitClient(Urllib3HttpGitClient):
         username: str,
         pool_manager: urllib3.PoolManager,
         deadline: Callable[[], None],
+        timeouts: Callable[[], tuple[float, float]] | None = None,
     ) -> None:
         self._origin_url = url
         self._deadline = deadline
+        self._timeouts = timeouts
         self._token_origin = origin(url)
         self.reader: GitReader | None = None
         super().__init__(
@@ -593,6 +601,9 @@ class _HTTPGitClient(Urllib3HttpGitClient):
         raise_for_status: bool = True,
     ) -> tuple[Any, Callable[[int], bytes]]:
         self._deadline()
+        if self._timeouts is not None:  # each request gets what is left of the deadline
+            connect, read_timeout = self._timeouts()
+            self._timeout = urllib3.Timeout(connect=connect, read=read_timeout)  # type: ignore[assignment]
         resp, read = super()._http_request(url, headers, data, raise_for_status=False)
         final = urljoin(url, resp.geturl() or url)
         if final != url and (problem := url_problem(final)):
