@@ -55,10 +55,13 @@ class GitHTTPServer:
         *,
         protocol_v2: bool = True,
         tls: ServerCert | None = None,
+        hostname: str = "127.0.0.1",
     ) -> None:
         self.root = root
+        self._hostname = hostname
         self.protocol_v2 = protocol_v2
         self.delay = 0.0  # seconds to wait before answering (a slow server)
+        self.redirects: dict[str, str] = {}  # path prefix -> URL prefix, answered with a 301
         self.users = dict(users or {})
         self.requests: list[GitRequest] = []
         self._lock = threading.Lock()
@@ -79,8 +82,7 @@ class GitHTTPServer:
     @property
     def url(self) -> str:
         """The server's base URL."""
-        host, port = self._server.server_address[:2]
-        return f"{self._scheme}://{host}:{port}"
+        return f"{self._scheme}://{self._hostname}:{self._server.server_address[1]}"
 
     def repo(self, name: str, default_branch: str = "main") -> BareRepo:
         """Create a bare repository served at `url_of(name)`."""
@@ -171,6 +173,11 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(git.delay)
         parts = urlsplit(self.path)
         command = _command(parts.path, body)
+        for prefix, target in git.redirects.items():
+            if self.path.startswith(prefix):
+                self._reply(301, {"Location": target + self.path[len(prefix) :]}, b"")
+                git._log(GitRequest(self.command, parts.path, 301, None, command))
+                return
         allowed, user = self._user()
         if not allowed:
             self._reply(401, {"WWW-Authenticate": 'Basic realm="git"'}, b"denied\n")

@@ -527,3 +527,30 @@ def test_the_whole_read_has_a_deadline(http: GitHTTPServer, repo: BareRepo, cach
 
     with pytest.raises(FetchError, match=r"gave up after the 0.4 s deadline; the next sync"):
         fetch_pmr(source, credentials=GOOD, git_cache_dir=cache, deadline_seconds=0.4)
+
+
+def test_a_redirect_on_the_same_host_is_followed(http: GitHTTPServer, repo: BareRepo, cache: Path):
+    sha = repo.commit({"pmr.yaml": PMR})
+    http.redirects["/org/access/"] = f"{http.url}/org/access.git/"  # like GitLab without .git
+    source = GitSource(f"{http.url}/org/access")
+
+    result = fetch_pmr(source, credentials=GOOD, git_cache_dir=cache)
+
+    assert result.revision == sha
+    assert any(request.status == 301 for request in http.requests)
+
+
+def test_the_token_does_not_follow_a_redirect_to_another_host(
+    http: GitHTTPServer, tmp_path: Path, cache: Path
+):
+    (tmp_path / "elsewhere").mkdir()
+    with GitHTTPServer(
+        tmp_path / "elsewhere", users={USER: TOKEN}, hostname="localhost"
+    ) as elsewhere:
+        elsewhere.repo("org/access").commit({"pmr.yaml": PMR})
+        http.redirects["/org/access.git/"] = elsewhere.url_of("org/access") + "/"
+
+        with pytest.raises(FetchError, match=r"no token was sent"):
+            fetch(http, cache)
+
+    assert elsewhere.requests and all(request.user is None for request in elsewhere.requests)

@@ -518,12 +518,19 @@ class GitReader:
         )
 
     def http_status_error(
-        self, status: int, url: str, body: bytes, content_type: str
+        self, status: int, url: str, body: bytes, content_type: str, *, token_sent: bool
     ) -> FetchError:
-        """Explain an HTTP answer other than 200 from the git server."""
+        """Explain an HTTP answer other than 200 from the git server (or a redirect target)."""
         host = parse_url(url).netloc or self._source.host
+        # A token configured but not sent: a redirect led to another host, where it never goes.
+        withheld = (
+            " (the configured host redirected there, and the token is only sent to the "
+            "configured host: use the URL the server redirects to)"
+            if self._token and not token_sent
+            else ""
+        )
         if status == 401:
-            if self._token:
+            if token_sent:
                 return FetchError(
                     f"{host} rejected the credentials (HTTP 401) for {self._source.project_path}:"
                     f" the token is invalid, expired or revoked, or it needs another user name "
@@ -532,10 +539,10 @@ class GitReader:
                 )
             return FetchError(
                 f"{host} requires authentication (HTTP 401) for {self._source.project_path}, "
-                "and no token was sent: configure a token that can read it"
+                f"and no token was sent{withheld or ': configure a token that can read it'}"
             )
         if status == 403:
-            if self._token:
+            if token_sent:
                 return FetchError(
                     f"the token cannot read {self._source.project_path} (HTTP 403 from {host}):"
                     " give it read access to the repository (GitLab: read_repository scope; "
@@ -543,7 +550,7 @@ class GitReader:
                 )
             return FetchError(
                 f"{host} refused access to {self._source.project_path} (HTTP 403) and no token "
-                "was sent: configure a token that can read it"
+                f"was sent{withheld or ': configure a token that can read it'}"
             )
         if status == 404:
             return FetchError(self._not_found())
@@ -616,7 +623,11 @@ class _HTTPGitClient(Urllib3HttpGitClient):
             resp.close()
             assert self.reader is not None
             raise self.reader.http_status_error(
-                resp.status, url, body, resp.headers.get("Content-Type", "")
+                resp.status,
+                final,
+                body,
+                resp.headers.get("Content-Type", ""),
+                token_sent=self._password is not None and origin(final) == self._token_origin,
             )
         content_type = resp.headers.get("Content-Type") or ""
         if "/info/refs" in url and not content_type.startswith("application/x-git-"):
