@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import logging
 import pathlib
+import shutil
 from collections.abc import Iterator, Sequence
 
 import lightkube
@@ -28,8 +29,10 @@ from profiles_automator.sources.fetch import (
     FetchError,
     GitSource,
     MemoryCache,
+    Source,
     fetch_pmr,
 )
+from profiles_automator.sources.git import prune_cache
 from profiles_automator.sources.ssh import HostKeyError
 from profiles_automator.sync import engine
 from profiles_automator.sync.cluster import ClusterError
@@ -293,13 +296,14 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         )
         stored_cache = self._stored.http_cache
         cache = MemoryCache.from_json(stored_cache) if stored_cache else MemoryCache()
+        git_cache = self._git_cache_dir(source)
         try:
             fetched = fetch_pmr(
                 source,
                 credentials=credentials,
                 cache=cache,
                 last_revision=self._stored.revision or None,
-                git_cache_dir=self._git_cache_dir() if isinstance(source, GitSource) else None,
+                git_cache_dir=git_cache,
             )
         except HostKeyError as exc:
             secret = config.ssh_key_secret_id
@@ -354,11 +358,18 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
                 )
         return content
 
-    def _git_cache_dir(self) -> pathlib.Path | None:
-        """Where the git source's bare repository is kept between hooks (None: not writable)."""
+    def _git_cache_dir(self, source: Source) -> pathlib.Path | None:
+        """Where a git source's bare repository is kept between hooks (None: not needed).
+
+        Only the configured repository is kept: others (an earlier `repository`) are removed.
+        """
         path = self.charm_dir / GIT_CACHE_DIR
+        if not isinstance(source, GitSource):
+            shutil.rmtree(path, ignore_errors=True)
+            return None
         try:
             path.mkdir(mode=0o700, exist_ok=True)
+            prune_cache(path, keep=source)
         except OSError as exc:
             logger.warning("cannot keep the git cache in %s (%s); fetching without it", path, exc)
             return None

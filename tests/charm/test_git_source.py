@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -199,3 +200,27 @@ def test_sync_now_results_never_hold_the_key(
     assert results["revision"]
     body = sshd.deploy_key.split("\n")[1]
     assert all(body not in str(value) for value in results.values())
+
+
+def test_only_the_configured_repository_is_kept_in_the_cache(
+    git_ctx: testing.Context[Any],
+    kube: FakeKubeAPI,
+    http: GitHTTPServer,
+    repo: BareRepo,
+    charm_root: pathlib.Path,
+):
+    http.repo("platform/other").commit({"pmr.yaml": MINIMAL_PMR})
+    secret = token_secret()
+    first = leader(
+        {"repository": http.url_of("platform/access"), "token-secret-id": secret.id},
+        secrets={secret},
+    )
+    out = git_ctx.run(git_ctx.on.config_changed(), first)
+    moved = dataclasses.replace(
+        out, config={"repository": http.url_of("platform/other"), "token-secret-id": secret.id}
+    )
+
+    out = git_ctx.run(git_ctx.on.config_changed(), moved)
+
+    assert isinstance(out.unit_status, ops.ActiveStatus)
+    assert len(list((charm_root / GIT_CACHE_DIR).glob("*.git"))) == 1

@@ -142,7 +142,7 @@ class GitReader:
     def _repository(self) -> Iterator[Repo]:
         """The cached bare repository for this URL, locked against a concurrent run."""
         self._cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = hashlib.sha256(self._source.url.encode("utf-8")).hexdigest()[:24]
+        key = cache_key(self._source)
         path = self._cache_dir / f"{key}.git"
         with open(self._cache_dir / f"{key}.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -575,6 +575,23 @@ class GitReader:
             ca_dir.cleanup()
 
 
+def cache_key(source: GitSource) -> str:
+    """The name of the source's bare repository in a cache directory (one per clone URL)."""
+    return hashlib.sha256(source.url.encode("utf-8")).hexdigest()[:24]
+
+
+def prune_cache(cache_dir: Path, keep: GitSource) -> None:
+    """Remove the cached repositories of other URLs (a charm reads one repository at a time)."""
+    key = cache_key(keep)
+    for entry in Path(cache_dir).glob("*"):
+        if entry.name.split(".", 1)[0] == key:
+            continue
+        if entry.suffix == ".git" and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.suffix == ".lock":
+            entry.unlink(missing_ok=True)
+
+
 class _HTTPGitClient(Urllib3HttpGitClient):
     """dulwich's HTTP client with our rules: token on its origin only, clear HTTP errors."""
 
@@ -770,4 +787,6 @@ __all__ = [
     "GitSnapshot",
     "HTTPUnauthorized",
     "HostKeyError",
+    "cache_key",
+    "prune_cache",
 ]
