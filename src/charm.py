@@ -51,6 +51,11 @@ KNOWN_HOSTS_KEY = "known-hosts"
 TOKEN_OPTION = "token-secret-id"
 CA_OPTION = "ca-secret-id"
 SSH_KEY_OPTION = "ssh-key-secret-id"
+# How `juju update-secret` sets the keys whose values are files.
+_FILE_KEYS = {
+    SSH_KEY_KEY: f"{SSH_KEY_KEY}#file=deploy-key",
+    KNOWN_HOSTS_KEY: f"{KNOWN_HOSTS_KEY}#file=known_hosts",
+}
 # The bare repository of a git source, kept between hooks next to the charm's own files.
 GIT_CACHE_DIR = ".pmr-git-cache"
 ALL_PROFILES = "all"
@@ -349,9 +354,7 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             ) from exc
         for key in required:
             if not content.get(key):
-                value = f"{key}#file=known_hosts" if key == KNOWN_HOSTS_KEY else f"{key}=..."
-                if key == SSH_KEY_KEY:
-                    value = f"{key}#file=deploy-key"
+                value = _FILE_KEYS.get(key, f"{key}=...")
                 raise SyncBlockedError(
                     f"the secret in `{option}` has no `{key}` key: juju update-secret {name} "
                     f"{value}"
