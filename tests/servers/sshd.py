@@ -2,7 +2,7 @@
 
 A throwaway configuration: a generated Ed25519 host key, no PAM, `StrictModes no`, the test's
 own AuthorizedKeysFile, key authentication only, for the user running the tests (root here,
-allowed with keys only). The deploy key's line carries a forced command that logs each session
+allowed with keys only). It accepts GIT_PROTOCOL (protocol v2) unless `protocol_v2=False`. The deploy key's line carries a forced command that logs each session
 (with git's packet trace) before running the git command asked for, so tests can count the
 sessions and tell a ref lookup from a fetch.
 """
@@ -34,7 +34,7 @@ def generate_key(path: Path, comment: str = "pmr-test") -> tuple[str, str]:
 class SSHServer:
     """sshd on 127.0.0.1:PORT; repositories live under `root`."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, protocol_v2: bool = True) -> None:
         self.binary = require_debian_package("sshd", "openssh-server")
         require_debian_package("ssh-keygen", "openssh-client")
         self.root = root
@@ -47,7 +47,7 @@ class SSHServer:
         self.deploy_key, self.deploy_public_key = generate_key(self.dir / "deploy")
         self.session_log = self.dir / "sessions.log"
         self.trace_log = self.dir / "packets.log"
-        self._write_config()
+        self._write_config(protocol_v2)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,7 +82,7 @@ class SSHServer:
         self.session_log.unlink(missing_ok=True)
         self.trace_log.unlink(missing_ok=True)
 
-    def _write_config(self) -> None:
+    def _write_config(self, protocol_v2: bool) -> None:
         wrapper = self.dir / "git-session"
         wrapper.write_text(
             "#!/bin/sh\n"
@@ -107,8 +107,7 @@ class SSHServer:
             "PasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\n"
             "PermitRootLogin prohibit-password\n"
-            "AcceptEnv GIT_PROTOCOL\n"
-            "LogLevel VERBOSE\n"
+            "LogLevel VERBOSE\n" + ("AcceptEnv GIT_PROTOCOL\n" if protocol_v2 else "")
         )
 
     def __enter__(self) -> Self:

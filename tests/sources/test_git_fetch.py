@@ -554,3 +554,16 @@ def test_the_token_does_not_follow_a_redirect_to_another_host(
             fetch(http, cache)
 
     assert elsewhere.requests and all(request.user is None for request in elsewhere.requests)
+
+
+def test_ssh_server_without_protocol_v2_refuses_an_old_sha(tmp_path: Path, cache: Path):
+    with SSHServer(tmp_path / "ssh", protocol_v2=False) as sshd:
+        repo = sshd.repo("access")
+        old = repo.commit({"pmr.yaml": b"v: 1\n"})
+        tip = repo.commit({"pmr.yaml": b"v: 2\n"})
+
+        assert ssh_fetch(sshd, cache, branch=tip)[0] == tip
+        with pytest.raises(FetchError) as caught:
+            ssh_fetch(sshd, cache, branch=old)
+
+    assert f"refuses to send commit {old[:12]}" in str(caught.value)
