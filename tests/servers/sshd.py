@@ -2,9 +2,10 @@
 
 A throwaway configuration: a generated Ed25519 host key, no PAM, `StrictModes no`, the test's
 own AuthorizedKeysFile, key authentication only, for the user running the tests (root here,
-allowed with keys only). It accepts GIT_PROTOCOL (protocol v2) unless `protocol_v2=False`. The deploy key's line carries a forced command that logs each session
-(with git's packet trace) before running the git command asked for, so tests can count the
-sessions and tell a ref lookup from a fetch.
+allowed with keys only). It accepts GIT_PROTOCOL (protocol v2) unless `protocol_v2=False`.
+The deploy key's line carries a forced command that logs each session (with git's packet
+trace) before running the git command asked for, so tests can count the sessions and tell a
+ref lookup from a fetch.
 """
 
 from __future__ import annotations
