@@ -83,7 +83,7 @@ UNKNOWN_KEYS = [
         profils: []
         """,
         "pmr.yaml:2:1: profils: unknown key 'profils' (did you mean 'profiles'?); "
-        "allowed keys: defaults, groups, profiles, version",
+        "allowed keys: defaults, groups, identityProviders, personalProfiles, profiles, version",
     ),
     case(
         "unknown-key-profile",
@@ -169,7 +169,7 @@ UNKNOWN_KEYS = [
         profiles: []
         """,
         "pmr.yaml:4:5: groups.ml-team.Description: unknown key 'Description' "
-        "(did you mean 'description'?); allowed keys: description, members",
+        "(did you mean 'description'?); allowed keys: description, from, members",
     ),
     case(
         "unknown-key-defaults",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +12,29 @@ from typing import Any, Protocol
 
 from profiles_automator.gc_pause import no_gc_pauses
 from profiles_automator.pmr.kfam_names import MAX_OBJECT_NAME, binding_name, binding_user_part
-from profiles_automator.pmr.model import PMR, Contributor, Origin, Owner, Profile, Role, freeze
+from profiles_automator.pmr.membership import (
+    is_valid_user_id,
+    personal_name,
+    personal_name_problem,
+    template_problem,
+)
+from profiles_automator.pmr.model import (
+    PMR,
+    Contributor,
+    EntraProvider,
+    GroupGrant,
+    GroupSource,
+    IdentityProvider,
+    LDAPProvider,
+    Origin,
+    Owner,
+    PersonalProfiles,
+    Profile,
+    Role,
+    freeze,
+)
 from profiles_automator.pmr.problems import Location, PMRInvalidError, Problem
+from profiles_automator.pmr.reserved import RESERVED_NAMESPACES, is_reserved
 from profiles_automator.pmr.schema import schema_problems
 from profiles_automator.pmr.yaml_reader import (
     DEFAULT_MAX_BYTES,
@@ -26,20 +47,11 @@ from profiles_automator.pmr.yaml_reader import (
 
 SUPPORTED_VERSIONS = (1,)
 YAML_SUFFIXES = (".yaml", ".yml")
+__all__ = ["RESERVED_NAMESPACES", "is_reserved", "load_pmr", "read_paths"]
 
-# A contributor binding in any of these would hand out power over the platform itself.
-RESERVED_NAMESPACES = (
-    "default",
-    "kube-*",
-    "kubeflow",
-    "istio-system",
-    "knative-*",
-    "cert-manager",
-    "auth",
-    "dex",
-    "oauth2-proxy",
-    "metallb-system",
-)
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_RDN = r"\s*[A-Za-z][A-Za-z0-9-]*\s*=\s*(?:[^,=\\]|\\.)+"
+_DN = re.compile(rf"^{_RDN}(?:,{_RDN})*\s*$")
 
 
 class DocumentLike(Protocol):
@@ -70,11 +82,6 @@ class LoadResult:
 
     pmr: PMR
     warnings: tuple[Problem, ...] = ()
-
-
-def is_reserved(name: str, protected: Iterable[str] = ()) -> bool:
-    """True for namespaces that must never become profiles."""
-    return any(fnmatch.fnmatchcase(name, p) for p in (*RESERVED_NAMESPACES, *protected) if p)
 
 
 def read_paths(paths: Sequence[str | Path]) -> list[Document]:
@@ -133,6 +140,8 @@ class _Loader:
         self.used_groups: set[str] = set()
         self.defaults: _Entry | None = None
         self.profiles: list[_Entry] = []
+        self.providers: dict[str, _Entry] = {}
+        self.personal: list[_Entry] = []
         self.files: list[str] = []
 
     def error(self, location: Location, path: str, message: str) -> None:
@@ -171,10 +180,30 @@ class _Loader:
                 self.defaults = entry
         for index, profile in enumerate(data.get("profiles") or []):
             self.profiles.append(_Entry(parsed, ("profiles", index), profile))
+        for name, provider in (data.get("identityProviders") or {}).items():
+            entry = _Entry(parsed, ("identityProviders", name), provider)
+            if name in self.providers:
+                first = self.providers[name]
+                self.error(
+                    entry.at(key=True),
+                    entry.name(),
+                    f"identity provider {name!r} is defined twice (also at "
+                    f"{first.at(key=True)}); define each provider once",
+                )
+            else:
+                self.providers[name] = entry
+        for index, template in enumerate(data.get("personalProfiles") or []):
+            self.personal.append(_Entry(parsed, ("personalProfiles", index), template))
 
     # -- building the model --------------------------------------------------
 
     def build(self) -> PMR:
+        providers = {n: self.provider(n, e) for n, e in self.providers.items()}
+        sources = {
+            name: self.group_sources(entry, providers)
+            for name, entry in self.groups.items()
+            if "from" in entry.value
+        }
         seen: dict[str, _Entry] = {}
         profiles: list[Profile] = []
         for entry in self.profiles:
@@ -191,11 +220,176 @@ class _Loader:
             profile = self.profile(entry)
             if profile is not None:
                 profiles.append(profile)
+        personal = [t for t in map(self.personal_template, self.personal) if t is not None]
+        self.check_personal_names(personal, seen)
         for name, entry in self.groups.items():
             if name not in self.used_groups:
                 self.warn(entry.at(key=True), entry.name(), f"group {name!r} is not used")
-        groups = {n: tuple(dict.fromkeys(e.value["members"])) for n, e in self.groups.items()}
-        return PMR(tuple(profiles), MappingProxyType(groups), tuple(self.files))
+        groups = {
+            n: tuple(dict.fromkeys(e.value.get("members") or ())) for n, e in self.groups.items()
+        }
+        return PMR(
+            tuple(profiles),
+            MappingProxyType(groups),
+            tuple(self.files),
+            identity_providers=MappingProxyType(providers),
+            group_sources=MappingProxyType(sources),
+            group_locations=MappingProxyType({n: e.at(key=True) for n, e in self.groups.items()}),
+            personal_profiles=tuple(t for t, _ in personal),
+        )
+
+    # -- identity providers and personal profiles -----------------------------
+
+    def provider(self, name: str, entry: _Entry) -> IdentityProvider:
+        if "entra" in entry.value:
+            v = entry.value["entra"]
+            return EntraProvider(
+                name=name,
+                tenant_id=v["tenantId"],
+                user_id_attribute=v.get("userIdAttribute", "mail"),
+                authority_host=v.get("authorityHost", EntraProvider.authority_host).rstrip("/"),
+                graph_url=v.get("graphUrl", EntraProvider.graph_url).rstrip("/"),
+                location=entry.location,
+            )
+        v = entry.value["ldap"]
+        start_tls = bool(v.get("startTLS", False))
+        url = v["url"]
+        if url.lower().startswith("ldap://") and not start_tls:
+            self.error(
+                entry.at("ldap", "url"),
+                entry.name("ldap", "url"),
+                f"{url!r} would send the bind password in clear text; use ldaps:// or set "
+                "`startTLS: true`",
+            )
+        elif url.lower().startswith("ldaps://") and start_tls:
+            self.error(
+                entry.at("ldap", "startTLS"),
+                entry.name("ldap", "startTLS"),
+                "StartTLS is for ldap:// URLs; an ldaps:// connection is already TLS: remove "
+                "`startTLS` or use ldap://",
+            )
+        return LDAPProvider(
+            name=name,
+            url=url,
+            user_base=v["userBase"],
+            schema=v["schema"],
+            user_id_attribute=v.get("userIdAttribute", "mail"),
+            group_base=v.get("groupBase"),
+            start_tls=start_tls,
+            location=entry.location,
+        )
+
+    def group_sources(
+        self, entry: _Entry, providers: dict[str, IdentityProvider]
+    ) -> tuple[GroupSource, ...]:
+        sources: list[GroupSource] = []
+        for index, item in enumerate(entry.value["from"]):
+            at = _Entry(entry.parsed, (*entry.path, "from", index), item)
+            name = item["provider"]
+            provider = providers.get(name)
+            if provider is None:
+                hint = difflib.get_close_matches(name, list(providers), n=1)
+                fix = (
+                    f"did you mean {hint[0]!r}?"
+                    if hint
+                    else "define it under `identityProviders:`"
+                )
+                self.error(
+                    at.at("provider"),
+                    at.name("provider"),
+                    f"unknown identity provider {name!r}; {fix}",
+                )
+                continue
+            problem = _source_problem(provider, item)
+            if problem:
+                key = "group" if "group" in item else "filter"
+                self.error(at.at(key), at.name(key), problem)
+                continue
+            sources.append(GroupSource(name, item.get("group"), item.get("filter")))
+        return tuple(dict.fromkeys(sources))
+
+    def personal_template(self, entry: _Entry) -> tuple[PersonalProfiles, _Entry] | None:
+        value = entry.value
+        group = value["group"]
+        ok = True
+        if group not in self.groups:
+            hint = difflib.get_close_matches(group, list(self.groups), n=1)
+            known = f"did you mean {hint[0]!r}?" if hint else "define it under `groups:`"
+            self.error(entry.at("group"), entry.name("group"), f"unknown group {group!r}; {known}")
+            ok = False
+        else:
+            self.used_groups.add(group)
+        problem = template_problem(value["name"])
+        if problem is None:
+            sample = personal_name(value["name"], "a@b")
+            problem = personal_name_problem(sample, self.protected)
+            if problem:
+                problem = f"the template always gives a reserved name: {problem}"
+        if problem:
+            self.error(entry.at("name"), entry.name("name"), problem)
+            ok = False
+        # The member is unknown here: their own entry is dropped per member on expansion.
+        contributors, grants = self.contributors(entry, Owner("User", ""))
+        if not ok:
+            return None
+        defaults = self.defaults.value if self.defaults else {}
+        resources = value["resources"] if "resources" in value else defaults.get("resources", {})
+        clusters = value.get("clusters")
+        template = PersonalProfiles(
+            group=group,
+            name=value["name"],
+            contributors=contributors,
+            group_grants=grants,
+            resources=freeze(resources),
+            plugins=freeze(value.get("plugins", [])),
+            clusters=tuple(clusters) if clusters is not None else None,
+            location=entry.location,
+            path=entry.name(),
+        )
+        return template, entry
+
+    def check_personal_names(
+        self, personal: list[tuple[PersonalProfiles, _Entry]], explicit: dict[str, _Entry]
+    ) -> None:
+        """Collisions visible offline: static members, explicit profiles, other templates."""
+        taken: dict[str, tuple[str, str]] = {}  # name -> (user, where)
+        for template, entry in personal:
+            where = entry.at("name")
+            members = self.groups[template.group].value.get("members") or []
+            for user in dict.fromkeys(members):
+                if not is_valid_user_id(user):
+                    continue
+                name = personal_name(template.name, user)
+                problem = personal_name_problem(name, self.protected)
+                if problem:
+                    self.error(
+                        where,
+                        entry.name("name"),
+                        f"{user} would get no personal profile: {problem}; change the template",
+                    )
+                    continue
+                if name in explicit:
+                    other = explicit[name]
+                    self.error(
+                        where,
+                        entry.name("name"),
+                        f"the personal profile of {user} would be {name!r}, which is already "
+                        f"profile {name!r} (at {other.at('name')}, owner "
+                        f"{(other.value.get('owner') or {}).get('name', 'from defaults')}); "
+                        "change the template or rename that profile",
+                    )
+                    continue
+                if name in taken and taken[name][0] != user:
+                    first_user, first_where = taken[name]
+                    self.error(
+                        where,
+                        entry.name("name"),
+                        f"{user} and {first_user} (at {first_where}) would both get personal "
+                        f"profile {name!r}; use a template that tells them apart, e.g. "
+                        '"{local}-{domain}"',
+                    )
+                    continue
+                taken.setdefault(name, (user, str(where)))
 
     def profile(self, entry: _Entry) -> Profile | None:
         value = entry.value
@@ -218,7 +412,7 @@ class _Loader:
             )
             return None
         owner = Owner(owner_data["kind"], owner_data["name"], owner_data.get("namespace"))
-        contributors = self.contributors(entry, owner)
+        contributors, grants = self.contributors(entry, owner)
         resources = value["resources"] if "resources" in value else defaults.get("resources", {})
         clusters = value.get("clusters")
         return Profile(
@@ -229,6 +423,7 @@ class _Loader:
             plugins=freeze(value.get("plugins", [])),
             clusters=tuple(clusters) if clusters is not None else None,
             location=entry.location,
+            group_grants=grants,
         )
 
     def _entries(self, entry: _Entry) -> list[_Entry]:
@@ -244,11 +439,17 @@ class _Loader:
             for i, c in enumerate(defaults.value.get("contributors") or [])
         ]
 
-    def contributors(self, entry: _Entry, owner: Owner) -> tuple[Contributor, ...]:
+    def contributors(
+        self, entry: _Entry, owner: Owner
+    ) -> tuple[tuple[Contributor, ...], tuple[GroupGrant, ...]]:
         roles: dict[str, Role] = {}
         origins: dict[str, list[Origin]] = {}
+        grants: list[GroupGrant] = []
         for item in self._entries(entry):
             role = Role(item.value["role"])
+            group = item.value.get("group")
+            if group in self.groups and "from" in self.groups[group].value:
+                grants.append(GroupGrant(group, role, Origin(item.location, item.name(), group)))
             for user, origin in self.expand(item):
                 if user not in roles or role.rank > roles[user].rank:
                     roles[user] = role
@@ -266,9 +467,10 @@ class _Loader:
                     )
             del roles[owner.name]
         self.check_names(entry, roles, origins)
-        return tuple(
+        contributors = tuple(
             Contributor(user, roles[user], tuple(origins[user])) for user in sorted(roles)
         )
+        return contributors, tuple(grants)
 
     def expand(self, item: _Entry) -> list[tuple[str, Origin]]:
         if "name" in item.value:
@@ -280,8 +482,8 @@ class _Loader:
             self.error(item.at("group"), item.name("group"), f"unknown group {group!r}; {known}")
             return []
         self.used_groups.add(group)
-        members = self.groups[group].value["members"]
-        if not members:
+        members = self.groups[group].value.get("members") or []
+        if not members and "from" not in self.groups[group].value:
             self.warn(
                 item.at("group"),
                 item.name("group"),
@@ -317,6 +519,50 @@ class _Loader:
                 )
                 continue
             by_part[part] = user
+
+
+def _source_problem(provider: IdentityProvider, item: dict[str, Any]) -> str | None:
+    """Why a `from:` entry cannot name a group of this provider, or None."""
+    if isinstance(provider, EntraProvider):
+        if "filter" in item:
+            return (
+                f"{provider.name} is Entra ID: filters are for LDAP providers; reference the "
+                "group by its object id (`group: <id>`)"
+            )
+        if not _GUID.match(item["group"]):
+            return (
+                f"{item['group']!r} is not an Entra group object id (a GUID such as "
+                "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b, shown as Object Id in the portal)"
+            )
+        return None
+    if "group" in item and not _DN.match(item["group"]):
+        return (
+            f"{item['group']!r} is not an LDAP distinguished name; write the group's DN, e.g. "
+            "cn=data-eng,ou=groups,dc=corp,dc=example"
+        )
+    if "filter" in item and not _balanced_filter(item["filter"]):
+        return (
+            f"{item['filter']!r} is not an LDAP filter: write it in parentheses, e.g. "
+            "(department=Machine Learning)"
+        )
+    return None
+
+
+def _balanced_filter(text: str) -> bool:
+    text = text.strip()
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "\\":
+            continue
+        if char == "(" and (index == 0 or text[index - 1] != "\\"):
+            depth += 1
+        elif char == ")" and text[index - 1] != "\\":
+            depth -= 1
+            if depth < 0 or (depth == 0 and index != len(text) - 1):
+                return False
+    return depth == 0
 
 
 def _check_version(parsed: ParsedYAML) -> list[Problem]:

@@ -98,10 +98,88 @@ class Profile:
     plugins: tuple[Any, ...] = ()
     clusters: tuple[str, ...] | None = None
     location: Location = field(default_factory=lambda: Location("<pmr>"))
+    # Contributor entries through provider-backed groups whose members are not known yet;
+    # what `pmr.membership.expand` could not resolve stays here and protects existing access.
+    group_grants: tuple[GroupGrant, ...] = ()
+    # Set on a personal profile: the PMR group whose member owns it.
+    personal_group: str | None = None
 
     def applies_to(self, cluster_name: str | None) -> bool:
         """Profiles without ``clusters`` exist everywhere; others only where named."""
         return self.clusters is None or (cluster_name or "") in self.clusters
+
+
+@dataclass(frozen=True)
+class GroupSource:
+    """One `from:` entry of a PMR group: a provider's group (id or DN) or an LDAP filter."""
+
+    provider: str
+    group: str | None = None
+    filter: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.group if self.group is not None else self.filter}"
+
+
+@dataclass(frozen=True)
+class GroupGrant:
+    """A contributor entry `{group, role}` whose group has provider members."""
+
+    group: str
+    role: Role
+    origin: Origin
+
+
+@dataclass(frozen=True)
+class EntraProvider:
+    """Connection settings of an Entra ID tenant (no secrets: those come from the charm/CLI)."""
+
+    name: str
+    tenant_id: str
+    user_id_attribute: str = "mail"
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+    location: Location = field(default_factory=lambda: Location("<pmr>"), compare=False)
+
+    kind = "entra"
+
+
+@dataclass(frozen=True)
+class LDAPProvider:
+    """Connection settings of an LDAP / Active Directory server (no secrets)."""
+
+    name: str
+    url: str
+    user_base: str
+    schema: str
+    user_id_attribute: str = "mail"
+    group_base: str | None = None
+    start_tls: bool = False
+    location: Location = field(default_factory=lambda: Location("<pmr>"), compare=False)
+
+    kind = "ldap"
+
+
+IdentityProvider = EntraProvider | LDAPProvider
+
+
+@dataclass(frozen=True)
+class PersonalProfiles:
+    """`personalProfiles[i]`: a profile owned by each member of `group`, named by `name`.
+
+    `contributors` and `group_grants` are already expanded for everything static; the
+    owner is filled in per member by `pmr.membership.expand`.
+    """
+
+    group: str
+    name: str
+    contributors: tuple[Contributor, ...] = ()
+    group_grants: tuple[GroupGrant, ...] = ()
+    resources: Mapping[str, Any] = field(default_factory=lambda: freeze({}), hash=False)
+    plugins: tuple[Any, ...] = ()
+    clusters: tuple[str, ...] | None = None
+    location: Location = field(default_factory=lambda: Location("<pmr>"))
+    path: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +191,23 @@ class PMR:
         default_factory=lambda: MappingProxyType({}), hash=False
     )
     files: tuple[str, ...] = ()
+    identity_providers: Mapping[str, IdentityProvider] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    # PMR groups with provider members: group name -> its `from:` entries.
+    group_sources: Mapping[str, tuple[GroupSource, ...]] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    # Where each group is defined, for messages about members found only after resolution.
+    group_locations: Mapping[str, Location] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    # Templates whose members are not (all) known yet; `expand` materialises the rest.
+    personal_profiles: tuple[PersonalProfiles, ...] = ()
+
+    def sources(self) -> tuple[GroupSource, ...]:
+        """Every distinct provider group the PMR references, in PMR order."""
+        return tuple(dict.fromkeys(s for refs in self.group_sources.values() for s in refs))
 
     def for_cluster(self, cluster_name: str | None) -> tuple[Profile, ...]:
         """The profiles this cluster must have."""

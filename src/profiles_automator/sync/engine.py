@@ -242,8 +242,9 @@ def stale_profiles(client: Client, pmr: PMR, settings: SyncSettings) -> list[Sta
     """Profiles that exist in the cluster but not in the PMR (ignored ones excluded)."""
     profiles = {p["metadata"]["name"]: p for p in list_profiles(client, settings.retry)}
     wanted = {p.name for p in pmr.for_cluster(settings.cluster_name)}
+    unknown = {t.group for t in pmr.personal_profiles}
     stale = []
-    for name in stale_names(profiles, wanted, settings.plan_options().ignored_profiles):
+    for name in stale_names(profiles, wanted, settings.plan_options().ignored_profiles, unknown):
         obj = profiles[name]
         owner = owner_from_subject((obj.get("spec") or {}).get("owner") or {})
         created = obj["metadata"].get("creationTimestamp", "unknown")

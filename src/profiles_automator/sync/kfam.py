@@ -23,6 +23,9 @@ MANAGER_NAME = "kubeflow-profiles-automator"
 USER_ANNOTATION = "user"
 ROLE_ANNOTATION = "role"
 NAMESPACE_OWNER_ANNOTATION = "owner"
+# On a personal profile: the PMR group whose member owns it. While that group cannot be
+# resolved, the planner leaves such profiles alone instead of calling them stale.
+PERSONAL_GROUP_ANNOTATION = "kubeflow-profiles-automator/personal-profile-of-group"
 
 # Made by the profile controller for the owner; contributor logic never touches them.
 OWNER_ROLEBINDING = "namespaceAdmin"
@@ -69,10 +72,13 @@ def _metadata(name: str, namespace: str | None, user: str | None, role: Role | N
 
 def profile_object(profile: Profile) -> dict[str, Any]:
     """The ``Profile`` CR; the profile controller turns it into a namespace."""
+    metadata = _metadata(profile.name, None, None, None)
+    if profile.personal_group is not None:
+        metadata["annotations"] = {PERSONAL_GROUP_ANNOTATION: profile.personal_group}
     return {
         "apiVersion": PROFILE_API_VERSION,
         "kind": "Profile",
-        "metadata": _metadata(profile.name, None, None, None),
+        "metadata": metadata,
         "spec": {
             "owner": profile.owner.subject(),
             "resourceQuotaSpec": normalise_quota(thaw(profile.resources)),
@@ -135,6 +141,12 @@ def authorization_policy(
             ]
         },
     }
+
+
+def personal_group_of(profile: dict[str, Any]) -> str | None:
+    """The PMR group a personal Profile was made for (None for any other Profile)."""
+    annotations = (profile.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(PERSONAL_GROUP_ANNOTATION)
 
 
 def owner_of_namespace(namespace: dict[str, Any]) -> str | None:

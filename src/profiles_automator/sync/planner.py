@@ -11,6 +11,7 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from profiles_automator.pmr.model import Role
 from profiles_automator.sync.kfam import (
     MANAGED_BY_LABEL,
     MANAGER_NAME,
@@ -21,6 +22,7 @@ from profiles_automator.sync.kfam import (
     kfam_identity,
     normalise_quota,
     owner_of_namespace,
+    personal_group_of,
 )
 from profiles_automator.sync.state import DesiredState, NamespacedKey, Obj, ObservedState
 
@@ -327,8 +329,13 @@ def plan_contributors(
     desired: Mapping[NamespacedKey, Obj],
     current: Mapping[NamespacedKey, Obj],
     kfam_current: Iterable[NamespacedKey],
+    unknown_role: Role | None = None,
 ) -> list[Change]:
-    """Make one namespace's contributor objects of one kind equal to the desired ones."""
+    """Make one namespace's contributor objects of one kind equal to the desired ones.
+
+    `unknown_role`: the widest role an unresolved group grants here; an existing object of
+    that role or a narrower one may be that group's doing and is kept.
+    """
     changes: list[Change] = []
     wanted_users = {
         _annotations(o).get("user", ""): _annotations(o).get("role", "") for o in desired.values()
@@ -345,8 +352,15 @@ def plan_contributors(
             changes.append(drift)
     for key in kfam_current:
         if key not in desired:
+            if unknown_role is not None and _within(current[key], unknown_role):
+                continue
             changes.append(_removal(kind, namespace, key[1], current[key], wanted_users))
     return changes
+
+
+def _within(obj: Obj, role: Role) -> bool:
+    identity = kfam_identity(obj)
+    return identity is not None and Role(identity[1]).rank <= role.rank
 
 
 def _in_namespace(objects: Mapping[NamespacedKey, Obj]) -> dict[str, dict[NamespacedKey, Obj]]:
@@ -389,11 +403,24 @@ def is_ignored(name: str, ignored: Iterable[str]) -> bool:
 
 
 def stale_names(
-    existing: Iterable[str], wanted: Container[str], ignored: Iterable[str]
+    existing: Mapping[str, Obj],
+    wanted: Container[str],
+    ignored: Iterable[str],
+    unknown_personal_groups: Container[str] = frozenset(),
 ) -> list[str]:
-    """Profiles in the cluster that the PMR does not name, ignored ones excluded."""
+    """Profiles in the cluster that the PMR does not name, ignored ones excluded.
+
+    A personal Profile of a group whose members are unknown right now is not stale: its
+    owner may well still be a member.
+    """
     ignored = tuple(ignored)
-    return sorted(n for n in existing if n not in wanted and not is_ignored(n, ignored))
+    return sorted(
+        n
+        for n, obj in existing.items()
+        if n not in wanted
+        and not is_ignored(n, ignored)
+        and personal_group_of(obj) not in unknown_personal_groups
+    )
 
 
 def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -> Plan:
@@ -415,17 +442,28 @@ def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -
                 pending.append(name)
             continue
         kfam_rb, kfam_ap = observed.contributor_objects(name)
+        unknown = desired.unknown_access.get(name)
         changes.extend(
             plan_contributors(
-                name, "RoleBinding", want_rb.get(name, {}), have_rb.get(name, {}), kfam_rb
+                name, "RoleBinding", want_rb.get(name, {}), have_rb.get(name, {}), kfam_rb, unknown
             )
         )
         changes.extend(
             plan_contributors(
-                name, "AuthorizationPolicy", want_ap.get(name, {}), have_ap.get(name, {}), kfam_ap
+                name,
+                "AuthorizationPolicy",
+                want_ap.get(name, {}),
+                have_ap.get(name, {}),
+                kfam_ap,
+                unknown,
             )
         )
-    stale = stale_names(observed.profiles, desired.profiles, options.ignored_profiles)
+    stale = stale_names(
+        observed.profiles,
+        desired.profiles,
+        options.ignored_profiles,
+        desired.unknown_personal_groups,
+    )
     if options.revoke_stale_access:
         for name in stale:
             kfam_rb, kfam_ap = observed.contributor_objects(name)

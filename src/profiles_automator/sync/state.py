@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from profiles_automator.pmr.model import PMR
+from profiles_automator.pmr.model import PMR, Role
 from profiles_automator.sync.kfam import (
     AccessPolicyOptions,
     authorization_policy,
@@ -30,6 +30,12 @@ class DesiredState:
     profiles: Mapping[str, Obj] = field(default_factory=dict)
     role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
     authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
+    # Profile -> the widest role a group that could not be resolved grants there: an
+    # existing contributor object up to that role may be that group's doing, so it stays.
+    unknown_access: Mapping[str, Role] = field(default_factory=dict)
+    # Groups with personal profiles whose members are not all known: their existing
+    # personal Profiles are neither stale nor touched.
+    unknown_personal_groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -110,4 +116,10 @@ def desired_state(
             bindings[_key(rb)] = rb
             ap = authorization_policy(profile.name, contributor.name, contributor.role, access)
             policies[_key(ap)] = ap
-    return DesiredState(profiles, bindings, policies)
+    unknown_access = {
+        p.name: max((g.role for g in p.group_grants), key=lambda r: r.rank)
+        for p in pmr.for_cluster(cluster_name)
+        if p.group_grants
+    }
+    unknown_personal = frozenset(t.group for t in pmr.personal_profiles)
+    return DesiredState(profiles, bindings, policies, unknown_access, unknown_personal)
