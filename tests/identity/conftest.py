@@ -1,0 +1,42 @@
+"""A Microsoft Graph imitation over HTTPS with a test CA, and Entra clients pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from profiles_automator.identity.entra import EntraDirectory
+from tests.fakes.graph_api import CLIENT_ID, CLIENT_SECRET, TENANT, FakeGraph
+
+trustme: Any = pytest.importorskip("trustme")
+
+
+@pytest.fixture(scope="session")
+def graph_ca() -> Any:
+    return trustme.CA()
+
+
+@pytest.fixture
+def graph(graph_ca: Any) -> Iterator[FakeGraph]:
+    with FakeGraph(tls=graph_ca.issue_cert("127.0.0.1")) as fake:
+        yield fake
+
+
+@pytest.fixture
+def entra(graph: FakeGraph, graph_ca: Any) -> Callable[..., EntraDirectory]:
+    def make(**overrides: Any) -> EntraDirectory:
+        settings: dict[str, Any] = {
+            "tenant_id": TENANT,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "authority_host": graph.url,
+            "graph_url": graph.url,
+            "ca_cert": graph_ca.cert_pem.bytes().decode(),
+            "timeout": 5.0,
+        }
+        settings.update(overrides)
+        return EntraDirectory("corp-entra", **settings)
+
+    return make
