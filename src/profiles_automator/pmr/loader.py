@@ -355,8 +355,10 @@ class _Loader:
         taken: dict[str, tuple[str, str]] = {}  # name -> (user, where)
         for template, entry in personal:
             where = entry.at("name")
-            members = self.groups[template.group].value.get("members") or []
-            for user in dict.fromkeys(members):
+            group = self.groups[template.group]
+            members = group.value.get("members") or []
+            for index, user in enumerate(members):
+                member_at = group.at("members", index)
                 if not is_valid_user_id(user):
                     continue
                 name = personal_name(template.name, user)
@@ -384,12 +386,13 @@ class _Loader:
                     self.error(
                         where,
                         entry.name("name"),
-                        f"{user} and {first_user} (at {first_where}) would both get personal "
+                        f"{user} (at {member_at}) and {first_user} (at {first_where}) would "
+                        f"both get personal "
                         f"profile {name!r}; use a template that tells them apart, e.g. "
                         '"{local}-{domain}"',
                     )
                     continue
-                taken.setdefault(name, (user, str(where)))
+                taken.setdefault(name, (user, str(member_at)))
 
     def profile(self, entry: _Entry) -> Profile | None:
         value = entry.value
