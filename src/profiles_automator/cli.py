@@ -11,7 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiles_automator.identity.resolver import (
+    DEFAULT_DEADLINE,
+    OPTIONAL_KEYS,
+    REQUIRED_KEYS,
+    SECRET_KEY,
+    Resolution,
+    group_members,
+    resolve,
+)
 from profiles_automator.pmr.loader import DocumentLike, LoadResult, load_pmr, read_paths
+from profiles_automator.pmr.membership import expand
+from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
 from profiles_automator.pmr.schema import schema_text
 from profiles_automator.pmr.yaml_reader import DEFAULT_MAX_BYTES
@@ -168,15 +179,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @dataclass(frozen=True)
 class LoadedPMR:
-    """A validated PMR and the revision it was read at (a SHA when fetched)."""
+    """A validated PMR, the revision it was read at (a SHA when fetched) and its groups.
+
+    `pmr` has the provider members folded in; what could not be resolved stays unknown in
+    it (see `pmr.membership`), so planning from it never revokes what an unknown group grants.
+    """
 
     result: LoadResult
     revision: str | None
     description: str
+    pmr: PMR
+    resolution: Resolution
 
 
 def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> LoadedPMR:
-    """Read and validate the PMR from local paths or its remote source."""
+    """Read and validate the PMR from local paths or its remote source, then resolve groups."""
     documents, revision, description = _documents(args)
     result = load_pmr(
         documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
@@ -184,7 +201,52 @@ def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> Loaded
     if show_warnings:
         for warning in result.warnings:
             print(warning, file=sys.stderr)
-    return LoadedPMR(result, revision, description)
+    resolution = resolve(result.pmr, _idp_credentials(args), deadline_seconds=args.idp_deadline)
+    expansion = expand(
+        result.pmr, resolution.member_sets(), protected_namespaces=args.protected_namespaces
+    )
+    if show_warnings:
+        for line in [*resolution.warnings, *map(str, expansion.warnings)]:
+            print(f"warning: {line}", file=sys.stderr)
+        for error in resolution.unknown.values():
+            print(
+                f"warning: group unknown this run, its access is left as it is: {error}",
+                file=sys.stderr,
+            )
+    return LoadedPMR(result, revision, description, expansion.pmr, resolution)
+
+
+def _idp_credentials(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """`--idp-credentials NAME=FILE`: YAML files of a provider's secret keys."""
+    import yaml
+
+    found: dict[str, dict[str, str]] = {}
+    for item in getattr(args, "idp_credentials", None) or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise UsageError(f"--idp-credentials takes NAME=FILE, got {item!r}")
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise UsageError(
+                f"--idp-credentials {name}: cannot read {path}: {type(exc).__name__}"
+            ) from None
+        if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+        ):
+            raise UsageError(
+                f"--idp-credentials {name}: {path} must be a YAML mapping of keys to strings, "
+                "e.g. `client-id: ...` and `client-secret: ...`"
+            )
+        known = {k for kind in REQUIRED_KEYS for k in (*REQUIRED_KEYS[kind], *OPTIONAL_KEYS[kind])}
+        for key in data:
+            if not SECRET_KEY.match(key) or key not in known:
+                raise UsageError(
+                    f"--idp-credentials {name}: {path} has unknown key {key!r}; keys are "
+                    f"{', '.join(sorted(known))}"
+                )
+        found[name] = data
+    return found
 
 
 def _settings(args: argparse.Namespace) -> SyncSettings:
@@ -225,12 +287,25 @@ def _change_line(change: Change) -> str:
     return f"  {_SYMBOLS[change.action]:>3} {change}"
 
 
-def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) -> None:
+def _print_resolution(resolution: Resolution) -> None:
+    if resolution.resolved:
+        print(f"  groups resolved: {resolution.summary()} in {resolution.seconds:.1f} s")
+    for error in resolution.unknown.values():
+        print(f"  group unknown (its access is left as it is): {error}")
+
+
+def _print_report(
+    report: SyncReport, args: argparse.Namespace, heading: str, resolution: Resolution
+) -> None:
     if args.output == "json":
-        print(json.dumps(report.to_json(), indent=2))
+        document = report.to_json()
+        if resolution.resolved or resolution.unknown:
+            document["groups"] = resolution.to_json()
+        print(json.dumps(document, indent=2))
         return
     plan = report.plan
     print(heading)
+    _print_resolution(resolution)
     for change in plan.changes:
         print(_change_line(change))
     if not plan.changes:
@@ -269,9 +344,9 @@ def _print_report(report: SyncReport, args: argparse.Namespace, heading: str) ->
 def cmd_plan(args: argparse.Namespace) -> int:
     """Show what a sync would change; exit 2 when there is something to do."""
     loaded = _read_pmr(args)
-    plan, _ = plan_sync(_client(args), loaded.result.pmr, _settings(args))
+    plan, _ = plan_sync(_client(args), loaded.pmr, _settings(args))
     report = SyncReport(plan, pending=plan.pending, revision=loaded.revision, dry_run=True)
-    _print_report(report, args, f"Plan for {loaded.description}:")
+    _print_report(report, args, f"Plan for {loaded.description}:", loaded.resolution)
     return EXIT_OK if plan.is_empty and not plan.pending else EXIT_CHANGES
 
 
@@ -280,13 +355,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
     loaded = _read_pmr(args)
     report = sync(
         _client(args),
-        loaded.result.pmr,
+        loaded.pmr,
         _settings(args),
         dry_run=args.dry_run,
         revision=loaded.revision,
     )
-    _print_report(report, args, f"Sync of {loaded.description}:")
-    if report.failures or report.missing_permissions:
+    _print_report(report, args, f"Sync of {loaded.description}:", loaded.resolution)
+    if report.failures or report.missing_permissions or loaded.resolution.unknown:
         return EXIT_ERROR
     return EXIT_HELD if report.plan.held else EXIT_OK
 
@@ -296,7 +371,7 @@ def cmd_stale(args: argparse.Namespace) -> int:
     loaded = _read_pmr(args)
     client, settings = _client(args), _settings(args)
     if args.delete is None and not args.all:
-        stale = stale_profiles(client, loaded.result.pmr, settings)
+        stale = stale_profiles(client, loaded.pmr, settings)
         if args.output == "json":
             print(json.dumps([s.__dict__ for s in stale], indent=2))
         else:
@@ -311,7 +386,7 @@ def cmd_stale(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     names = None if args.all else args.delete
-    outcome = delete_stale_profiles(client, loaded.result.pmr, settings, names)
+    outcome = delete_stale_profiles(client, loaded.pmr, settings, names)
     if outcome.refusal:
         print(f"error: {outcome.refusal}: {RBAC_FIX}", file=sys.stderr)
         return EXIT_ERROR
@@ -324,6 +399,50 @@ def cmd_stale(args: argparse.Namespace) -> int:
     if not outcome.deleted and not outcome.failures and not outcome.refused:
         print("no stale profiles to delete", file=sys.stderr)
     return EXIT_ERROR if outcome.failures or outcome.refused else EXIT_OK
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    """Each group's members and where they came from; exit 1 when a group is unknown."""
+    loaded = _read_pmr(args)
+    members = group_members(loaded.result.pmr, loaded.resolution)
+    if args.group is not None:
+        if args.group not in members:
+            raise UsageError(f"no group {args.group!r} in the PMR; groups: {', '.join(members)}")
+        members = {args.group: members[args.group]}
+    unknown = {
+        group: [
+            str(loaded.resolution.unknown[s]) for s in sources if s in loaded.resolution.unknown
+        ]
+        for group, sources in loaded.result.pmr.group_sources.items()
+    }
+    if args.output == "json":
+        document = {
+            "groups": {
+                name: {
+                    "members": [{"user": u, "sources": src} for u, src in users.items()],
+                    "complete": not unknown.get(name),
+                    "errors": unknown.get(name, []),
+                }
+                for name, users in members.items()
+            },
+            **loaded.resolution.to_json(),
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for name, users in members.items():
+            state = " (INCOMPLETE: " + "; ".join(unknown[name]) + ")" if unknown.get(name) else ""
+            print(f"{name}: {_count(len(users), 'member')}{state}")
+            for user, sources in users.items():
+                print(f"  {user}  ({', '.join(sources)})")
+        if loaded.resolution.resolved:
+            print(
+                f"Resolved {loaded.resolution.summary()} with "
+                f"{_count(loaded.resolution.requests, 'request')} in "
+                f"{loaded.resolution.seconds:.1f} s.",
+                file=sys.stderr,
+            )
+    shown_unknown = any(unknown.get(name) for name in members)
+    return EXIT_ERROR if shown_unknown else EXIT_OK
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -373,6 +492,26 @@ def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _identity_options(parser: argparse.ArgumentParser) -> None:
+    identity = parser.add_argument_group("identity providers (groups with `from:`)")
+    identity.add_argument(
+        "--idp-credentials",
+        action="extend",
+        type=_split,
+        default=[],
+        metavar="NAME=FILE",
+        help="a YAML file with the provider's keys (Entra: client-id, client-secret; LDAP: "
+        "bind-dn, password, ca-cert); repeat or comma-separate for several providers",
+    )
+    identity.add_argument(
+        "--idp-deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"give up on unresolved groups after this long (default {DEFAULT_DEADLINE:g})",
+    )
+
+
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)"
@@ -415,15 +554,25 @@ def build_parser() -> argparse.ArgumentParser:
     _common_pmr_options(validate)
     validate.set_defaults(usage_parser=validate, func=cmd_validate)
 
+    groups = commands.add_parser("groups", help="resolve groups and show their members")
+    groups.add_argument("paths", nargs="*", metavar="PATH")
+    _common_pmr_options(groups)
+    _identity_options(groups)
+    groups.add_argument("--group", help="only this group")
+    groups.add_argument("--output", choices=["text", "json"], default="text")
+    groups.set_defaults(usage_parser=groups, func=cmd_groups)
+
     plan = commands.add_parser("plan", help="show what a sync would change (exit 2: changes)")
     plan.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(plan)
+    _identity_options(plan)
     _cluster_options(plan)
     plan.set_defaults(usage_parser=plan, func=cmd_plan)
 
     sync_cmd = commands.add_parser("sync", help="make the cluster match the PMR")
     sync_cmd.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(sync_cmd)
+    _identity_options(sync_cmd)
     _cluster_options(sync_cmd)
     sync_cmd.add_argument("--dry-run", action="store_true", help="plan and report only")
     sync_cmd.add_argument(
@@ -434,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     stale = commands.add_parser("stale", help="list (or delete) profiles not in the PMR")
     stale.add_argument("paths", nargs="*", metavar="PATH")
     _common_pmr_options(stale)
+    _identity_options(stale)
     _cluster_options(stale)
     which = stale.add_mutually_exclusive_group()
     which.add_argument(

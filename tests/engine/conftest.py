@@ -22,6 +22,7 @@ from profiles_automator.sync.cluster import RetryPolicy
 from profiles_automator.sync.engine import SyncSettings
 from profiles_automator.sync.kfam import MANAGER_NAME
 from tests.fakes.kube_api import FakeKubeAPI, RequestRecord
+from tests.graph_fixtures import *  # noqa: F403 - the graph and graph_ca fixtures
 
 RBAC = "rbac.authorization.k8s.io"
 PROFILE = ("kubeflow.org/v1", "Profile")

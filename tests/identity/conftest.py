@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from profiles_automator.identity.entra import EntraDirectory
 from tests.fakes.graph_api import CLIENT_ID, CLIENT_SECRET, TENANT, FakeGraph
-
-trustme: Any = pytest.importorskip("trustme")
-
-
-@pytest.fixture(scope="session")
-def graph_ca() -> Any:
-    return trustme.CA()
-
-
-@pytest.fixture
-def graph(graph_ca: Any) -> Iterator[FakeGraph]:
-    with FakeGraph(tls=graph_ca.issue_cert("127.0.0.1")) as fake:
-        yield fake
+from tests.graph_fixtures import *  # noqa: F403 - the graph and graph_ca fixtures
 
 
 @pytest.fixture

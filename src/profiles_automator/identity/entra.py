@@ -230,7 +230,9 @@ class EntraDirectory:
                 try:
                     return response.json()
                 except ValueError:
-                    raise self._error(group, "Graph answered 200 with no JSON", retryable=True)
+                    raise self._error(
+                        group, "Graph answered 200 with no JSON", retryable=True
+                    ) from None
             code, message = _graph_error(response)
             if response.status_code == 401 and not refreshed:
                 refreshed = True
@@ -286,7 +288,7 @@ class _Session(requests.Session):
 
 
 def _ca_file(pem: str) -> str:
-    """requests and msal verify against a file: keep the PEM in one for the process."""
+    """The PEM in a file for the process: requests and msal verify against a path."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - must outlive this call
         "w", prefix="idp-ca-", suffix=".pem", delete=False
     )

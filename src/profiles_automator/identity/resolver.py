@@ -81,6 +81,32 @@ class Resolution:
         """The clients' warnings (members left out), one per group at most."""
         return tuple(w for r in self.resolved.values() for w in r.members.warnings)
 
+    def summary(self) -> str:
+        """`3 groups from corp-entra, 1 from corp-ad` (empty when nothing was resolved)."""
+        counts = self.by_provider()
+        total = sum(counts.values())
+        noun = f"{total} group{'s' * (total != 1)}"
+        if len(counts) <= 1:
+            return f"{noun} from {next(iter(counts))}" if counts else ""
+        return f"{noun}: " + ", ".join(f"{n} from {p}" for p, n in counts.items())
+
+    def to_json(self) -> dict[str, object]:
+        """Counts and failures for `--output json` and action results (no members)."""
+        return {
+            "resolved": self.by_provider(),
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "unknown": [
+                {
+                    "provider": s.provider,
+                    "group": _label(s),
+                    "error": str(e),
+                    "retryable": e.retryable,
+                }
+                for s, e in self.unknown.items()
+            ],
+        }
+
     @property
     def blocking(self) -> DirectoryError | None:
         """The first failure an admin must fix (None when all are retryable or none)."""
@@ -250,6 +276,19 @@ def resolve_and_expand(
     )
     expansion = expand(pmr, resolution.member_sets(), protected_namespaces=protected_namespaces)
     return expansion, resolution
+
+
+def group_members(pmr: PMR, resolution: Resolution) -> dict[str, dict[str, list[str]]]:
+    """Each PMR group's known members with where each came from (`static` or a source)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for group, static in pmr.groups.items():
+        members: dict[str, list[str]] = {m: ["static"] for m in static}
+        for source in pmr.group_sources.get(group, ()):
+            found = resolution.resolved.get(source)
+            for user in sorted(found.members.user_ids) if found else ():
+                members.setdefault(user, []).append(str(source))
+        out[group] = dict(sorted(members.items()))
+    return out
 
 
 def _label(source: GroupSource) -> str:
