@@ -22,7 +22,17 @@ import ops
 from lightkube.core.exceptions import ConfigError as KubeConfigError
 
 from charm_config import CharmConfig
+from profiles_automator.identity.directory import DirectoryError
+from profiles_automator.identity.resolver import (
+    OPTIONAL_KEYS,
+    REQUIRED_KEYS,
+    Resolution,
+    group_members,
+    resolve,
+)
 from profiles_automator.pmr.loader import LoadResult, load_pmr
+from profiles_automator.pmr.membership import expand
+from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
 from profiles_automator.sources.fetch import (
     Credentials,
@@ -43,6 +53,8 @@ logger = logging.getLogger(__name__)
 SYNC_NOW = "sync-now"
 LIST_STALE = "list-stale-profiles"
 DELETE_STALE = "delete-stale-profiles"
+SHOW_GROUPS = "show-groups"
+IDP_OPTION = "idp-credentials"
 TOKEN_KEY = "token"
 USERNAME_KEY = "username"
 CA_KEY = "ca.crt"
@@ -80,6 +92,17 @@ class SyncOutcome:
     profiles: int = 0
     problem: str | None = None
     standby: bool = False
+    resolution: Resolution = dataclasses.field(default_factory=Resolution)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedPMR:
+    """A validated PMR with its provider groups resolved, at one revision."""
+
+    loaded: LoadResult
+    pmr: PMR
+    resolution: Resolution
+    revision: str
 
 
 class KubeflowProfilesAutomatorCharm(ops.CharmBase):
@@ -102,6 +125,7 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         framework.observe(self.on[SYNC_NOW].action, self._on_sync_now_action)
         framework.observe(self.on[LIST_STALE].action, self._on_list_stale_profiles_action)
         framework.observe(self.on[DELETE_STALE].action, self._on_delete_stale_profiles_action)
+        framework.observe(self.on[SHOW_GROUPS].action, self._on_show_groups_action)
         framework.observe(self.on.collect_unit_status, self._on_collect_unit_status)
 
     # --- events that sync ------------------------------------------------------------------
@@ -135,7 +159,7 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         # real-mode config only answers the action.
         shapes_status = dry_run == config.dry_run
         try:
-            report, profiles = self._run_sync(
+            outcome = self._run_sync(
                 config, dry_run=dry_run, force=bool(event.params.get("force"))
             )
         except SyncBlockedError as exc:
@@ -144,8 +168,10 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             event.fail(str(exc))
             return
         if shapes_status:
-            self._outcome = SyncOutcome(report=report, profiles=profiles)
-        event.set_results(_sync_results(report))
+            self._outcome = outcome
+        report = outcome.report
+        assert report is not None
+        event.set_results(_sync_results(report, outcome.resolution))
         if report.failures:
             event.fail(f"{_count(len(report.failures), 'change')} failed: see `failures`")
 
@@ -154,9 +180,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         if config is None:
             return
         try:
-            loaded, _ = self._fetch_pmr(config)
+            resolved = self._resolved_pmr(config)
             with self._kubernetes() as client:
-                stale = engine.stale_profiles(client, loaded.pmr, config.sync_settings())
+                stale = engine.stale_profiles(client, resolved.pmr, config.sync_settings())
         except SyncBlockedError as exc:
             event.fail(str(exc))
             return
@@ -177,11 +203,11 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             event.fail("name the profiles to delete: profiles=a,b (or profiles=all)")
             return
         try:
-            loaded, _ = self._fetch_pmr(config)
+            resolved = self._resolved_pmr(config)
             with self._kubernetes() as client:
                 outcome = engine.delete_stale_profiles(
                     client,
-                    loaded.pmr,
+                    resolved.pmr,
                     config.sync_settings(),
                     names,
                     dry_run=bool(event.params.get("dry-run")),
@@ -205,6 +231,34 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         elif not outcome.deleted:
             event.fail(_nothing_deleted(outcome.refused))
 
+    def _on_show_groups_action(self, event: ops.ActionEvent) -> None:
+        config = self._action_config(event, SHOW_GROUPS)
+        if config is None:
+            return
+        try:
+            resolved = self._resolved_pmr(config)
+        except SyncBlockedError as exc:
+            event.fail(str(exc))
+            return
+        wanted = str(event.params.get("group") or "").strip()
+        members = group_members(resolved.loaded.pmr, resolved.resolution)
+        if wanted and wanted not in members:
+            event.fail(f"no group {wanted!r} in the PMR; groups: {', '.join(members) or NONE}")
+            return
+        results: dict[str, str] = {
+            "groups": "\n".join(
+                _group_line(resolved, name, users) for name, users in members.items()
+            )
+            or NONE,
+            "revision": resolved.revision,
+        }
+        if wanted:
+            results["members"] = (
+                "\n".join(f"{user} ({', '.join(src)})" for user, src in members[wanted].items())
+                or NONE
+            )
+        event.set_results(results)
+
     # --- status ----------------------------------------------------------------------------
 
     def _on_collect_unit_status(self, event: ops.CollectStatusEvent) -> None:
@@ -222,6 +276,10 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         if outcome.problem is not None or outcome.report is None:
             event.add_status(ops.BlockedStatus(outcome.problem or "sync did not run"))
             return
+        for error in outcome.resolution.unknown.values():
+            # Everything else was synced; what this group grants was left as it was.
+            status = ops.WaitingStatus if error.retryable else ops.BlockedStatus
+            event.add_status(status(_group_problem(error, len(outcome.resolution.unknown))))
         report, app = outcome.report, self.app.name
         at = f"@ {_short(report.revision)}"
         if report.dry_run:
@@ -244,6 +302,8 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             waiting = f"waiting for the profile controller to create {count}"
             event.add_status(ops.WaitingStatus(_fit(waiting, report.pending, "")))
         message = f"{_count(outcome.profiles, 'profile')} in sync {at}"
+        if groups := outcome.resolution.summary():
+            message += f"; {groups}"
         event.add_status(ops.ActiveStatus(_with_stale(message, report.plan.stale_profiles)))
 
     # --- the sync --------------------------------------------------------------------------
@@ -255,21 +315,20 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             self._outcome = SyncOutcome(standby=True)
             return
         try:
-            report, profiles = self._run_sync(config, dry_run=config.dry_run, force=False)
+            self._outcome = self._run_sync(config, dry_run=config.dry_run, force=False)
         except SyncBlockedError as exc:
             logger.error("sync blocked: %s", exc)
             self._outcome = SyncOutcome(problem=str(exc))
-            return
-        self._outcome = SyncOutcome(report=report, profiles=profiles)
 
-    def _run_sync(
-        self, config: CharmConfig, *, dry_run: bool, force: bool
-    ) -> tuple[engine.SyncReport, int]:
-        """One pass: fetch, validate, sync. Returns the report and the number of profiles."""
-        loaded, revision = self._fetch_pmr(config)
+    def _run_sync(self, config: CharmConfig, *, dry_run: bool, force: bool) -> SyncOutcome:
+        """One pass: fetch, validate, resolve groups, sync."""
+        resolved = self._resolved_pmr(config)
+        revision = resolved.revision
         settings = config.sync_settings(force=force)
         with self._kubernetes() as client:
-            report = engine.sync(client, loaded.pmr, settings, dry_run=dry_run, revision=revision)
+            report = engine.sync(
+                client, resolved.pmr, settings, dry_run=dry_run, revision=revision
+            )
         if report.refusal:
             # A dry run says the same: the admin must act before a real run could work.
             raise SyncBlockedError(f"{report.refusal}: {self._trust_fix}")
@@ -283,7 +342,53 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             len(report.failures),
             len(report.plan.stale_profiles),
         )
-        return report, len(loaded.pmr.for_cluster(settings.cluster_name))
+        profiles = len(resolved.pmr.for_cluster(settings.cluster_name))
+        return SyncOutcome(report=report, profiles=profiles, resolution=resolved.resolution)
+
+    def _resolved_pmr(self, config: CharmConfig) -> ResolvedPMR:
+        """The PMR with every provider group resolved (or left unknown, with the reason)."""
+        loaded, revision = self._fetch_pmr(config)
+        credentials: dict[str, dict[str, str]] = {}
+        broken: dict[str, DirectoryError] = {}
+        secrets = config.idp_secrets
+        for name, provider in loaded.pmr.identity_providers.items():
+            if name not in secrets:
+                continue  # the resolver reports the missing credentials for its groups
+            try:
+                credentials[name] = self._idp_secret(name, provider.kind, secrets[name])
+            except DirectoryError as exc:
+                broken[name] = exc
+        resolution = resolve(loaded.pmr, credentials, broken=broken)
+        for warning in resolution.warnings:
+            logger.warning("%s", warning)
+        expansion = expand(
+            loaded.pmr, resolution.member_sets(), protected_namespaces=config.protected
+        )
+        for warning in expansion.warnings:
+            logger.warning("PMR: %s", warning)
+        return ResolvedPMR(loaded, expansion.pmr, resolution, revision)
+
+    def _idp_secret(self, name: str, kind: str, secret_id: str) -> dict[str, str]:
+        """A provider's credentials from its Juju secret, with token-secret-id's messages."""
+        try:
+            content = self.model.get_secret(id=secret_id).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError):
+            raise DirectoryError(
+                name,
+                "*",
+                f"cannot read the secret for {name} in `{IDP_OPTION}`: juju grant-secret "
+                f"{secret_id} {self.app.name}",
+            ) from None
+        missing = [key for key in REQUIRED_KEYS[kind] if not content.get(key)]
+        if missing:
+            raise DirectoryError(
+                name,
+                "*",
+                f"the secret for {name} in `{IDP_OPTION}` has no `{missing[0]}` key: juju "
+                f"update-secret {secret_id} {missing[0]}=...",
+            )
+        allowed = (*REQUIRED_KEYS[kind], *OPTIONAL_KEYS[kind])
+        return {key: content[key] for key in allowed if content.get(key)}
 
     def _fetch_pmr(self, config: CharmConfig) -> tuple[LoadResult, str]:
         """Fetch and validate the PMR; any failure raises before anything is applied."""
@@ -416,7 +521,36 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             return None
 
 
-def _sync_results(report: engine.SyncReport) -> dict[str, str | int]:
+def _group_problem(error: DirectoryError, unknown: int) -> str:
+    """`corp-entra group 6f1c...: 403 ...: fix` for the status line, plus a count of others."""
+    message = str(error).removeprefix(f"{error.provider}: ")
+    group = "" if error.group == "*" else f" group {_abbreviate(error.group)}"
+    more = f" (+{unknown - 1} more unknown, see {SHOW_GROUPS})" if unknown > 1 else ""
+    text = f"{error.provider}{group}: {message}{more}"
+    return text if len(text) <= 2 * STATUS_LIMIT else text[: 2 * STATUS_LIMIT - 3] + "..."
+
+
+def _abbreviate(group: str) -> str:
+    return group if len(group) <= 40 else group[:37] + "..."
+
+
+def _group_line(resolved: ResolvedPMR, name: str, users: dict[str, list[str]]) -> str:
+    """`ml-team: 12 members from corp-entra:6f1c..., static in 0.4 s` (or why unknown)."""
+    sources = resolved.loaded.pmr.group_sources.get(name, ())
+    unknown = [resolved.resolution.unknown[s] for s in sources if s in resolved.resolution.unknown]
+    found = [resolved.resolution.resolved[s] for s in sources if s in resolved.resolution.resolved]
+    origins = [str(s) for s in sources] + (
+        ["static"] if resolved.loaded.pmr.groups.get(name) else []
+    )
+    line = f"{name}: {_count(len(users), 'member')} from {', '.join(origins) or 'static'}"
+    if found:
+        line += f" in {sum(r.seconds for r in found):.1f} s"
+    if unknown:
+        line += "; UNKNOWN: " + "; ".join(str(e) for e in unknown)
+    return line
+
+
+def _sync_results(report: engine.SyncReport, resolution: Resolution) -> dict[str, str | int]:
     """The sync-now action's results."""
     lines = [str(change) for change in report.changes]
     lines += [f"held: {change}" for change in report.plan.held]
@@ -432,6 +566,8 @@ def _sync_results(report: engine.SyncReport) -> dict[str, str | int]:
         "changes": "\n".join(shown) or NONE,
         "failures": "\n".join(str(failure) for failure in report.failures) or NONE,
         "dry-run": str(report.dry_run).lower(),
+        "groups": resolution.summary() or NONE,
+        "unknown-groups": "\n".join(str(e) for e in resolution.unknown.values()) or NONE,
     }
 
 

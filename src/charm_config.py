@@ -32,6 +32,8 @@ _PRINCIPAL = re.compile(r"^[^\s,\"']+$")
 _NAME_OR_GLOB = re.compile(r"^[a-z0-9*?\[\]!.-]+$")
 _PRINTABLE = re.compile(r"^[!-~]*$")
 _OPTION_IN_MESSAGE = re.compile(r"`([a-z-]+)`")
+# `NAME=secret:ID`: a PMR identity provider and the Juju secret holding its credentials.
+_IDP_CREDENTIAL = re.compile(r"^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?)=(secret:\S+)$")
 
 # What `juju config APP option=...` should suggest for each option.
 _EXAMPLES = {
@@ -49,6 +51,7 @@ _EXAMPLES = {
     "ignored-profiles": "kubeflow-user-example-com,team-*",
     "protected-namespaces": "monitoring,team-infra-*",
     "ssh-key-secret-id": "<secret URI printed by juju add-secret>",
+    "idp-credentials": "corp-entra=secret:ID",
 }
 
 
@@ -84,6 +87,7 @@ class CharmConfig:
     revoke_stale_access: bool = True
     max_revocations: int = DEFAULT_MAX_REVOCATIONS
     dry_run: bool = False
+    idp_credentials: str = ""
     app_name: dataclasses.InitVar[str] = APP_PLACEHOLDER
 
     def __post_init__(self, app_name: str) -> None:
@@ -140,6 +144,7 @@ class CharmConfig:
                 "namespace names or globs",
             )
             or _revocations_problem(self.max_revocations)
+            or _idp_credentials_problem(self.idp_credentials)
         )
 
     @property
@@ -158,6 +163,16 @@ class CharmConfig:
     def protected(self) -> tuple[str, ...]:
         """The namespaces protected on top of the built-in reserved list."""
         return split_list(self.protected_namespaces)
+
+    @property
+    def idp_secrets(self) -> dict[str, str]:
+        """Provider name -> the Juju secret id holding its credentials."""
+        found = {}
+        for item in split_list(self.idp_credentials):
+            match = _IDP_CREDENTIAL.match(item)
+            if match:
+                found[match.group(1)] = match.group(2)
+        return found
 
     def sync_settings(self, *, force: bool = False) -> SyncSettings:
         """The engine's settings for one run; `force` lifts the revocation guard."""
@@ -215,6 +230,22 @@ def _prefix_problem(prefix: str) -> tuple[str, str] | None:
             "userid-prefix",
             f"`userid-prefix` must not contain spaces or control characters, got {prefix!r}",
         )
+    return None
+
+
+def _idp_credentials_problem(value: str) -> tuple[str, str] | None:
+    names: set[str] = set()
+    for item in split_list(value):
+        match = _IDP_CREDENTIAL.match(item)
+        if not match:
+            return (
+                "idp-credentials",
+                f"`idp-credentials` must be comma-separated NAME=secret:ID (NAME as in the "
+                f"PMR's identityProviders), got {item.split('=')[0]!r}=...",
+            )
+        if match.group(1) in names:
+            return "idp-credentials", f"`idp-credentials` names {match.group(1)!r} twice"
+        names.add(match.group(1))
     return None
 
 

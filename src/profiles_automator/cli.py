@@ -169,9 +169,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         profiles = result.pmr.for_cluster(args.cluster_name)
         scope = f" for cluster {args.cluster_name!r}"
     contributors = sum(len(p.contributors) for p in profiles)
+    sources = result.pmr.sources()
+    offline = (
+        f", {_count(len(sources), 'provider group')} and "
+        f"{_count(len(result.pmr.personal_profiles), 'personal-profile template')} "
+        "(resolved by plan, sync and groups)"
+        if sources or result.pmr.personal_profiles
+        else ""
+    )
     print(
         f"PMR is valid: {_count(len(profiles), 'profile')}{scope}, "
-        f"{_count(contributors, 'contributor')}, {_count(len(result.warnings), 'warning')}",
+        f"{_count(contributors, 'contributor')}{offline}, "
+        f"{_count(len(result.warnings), 'warning')}",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -201,7 +210,12 @@ def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> Loaded
     if show_warnings:
         for warning in result.warnings:
             print(warning, file=sys.stderr)
-    resolution = resolve(result.pmr, _idp_credentials(args), deadline_seconds=args.idp_deadline)
+    # `validate` is offline: it checks provider references, it does not call providers.
+    resolution = (
+        resolve(result.pmr, _idp_credentials(args), deadline_seconds=args.idp_deadline)
+        if hasattr(args, "idp_credentials")
+        else Resolution()
+    )
     expansion = expand(
         result.pmr, resolution.member_sets(), protected_namespaces=args.protected_namespaces
     )

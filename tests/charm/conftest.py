@@ -18,6 +18,7 @@ from ops import testing
 from charm import KubeflowProfilesAutomatorCharm
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.graph_fixtures import *  # noqa: F403 - the graph and graph_ca fixtures
 
 ROOT = pathlib.Path(__file__).parents[2]
 MINIMAL_PMR = (ROOT / "examples" / "minimal" / "pmr.yaml").read_bytes()

@@ -161,6 +161,8 @@ def test_sync_now_applies_and_reports(
         ),
         "failures": "none",
         "dry-run": "false",
+        "groups": "none",
+        "unknown-groups": "none",
     }
     assert names(kube, PROFILE_API) == [PROFILE, "old-team"]
     assert out.unit_status == ops.ActiveStatus(

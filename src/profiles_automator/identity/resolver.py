@@ -197,8 +197,12 @@ def resolve(
     concurrency: int = DEFAULT_CONCURRENCY,
     deadline_seconds: float = DEFAULT_DEADLINE,
     directories: Mapping[str, Directory] | None = None,
+    broken: Mapping[str, DirectoryError] | None = None,
 ) -> Resolution:
-    """Resolve every provider group `pmr` references, each once."""
+    """Resolve every provider group `pmr` references, each once.
+
+    `broken`: providers whose credentials could not be read; their groups are unknown.
+    """
     sources = pmr.sources()
     if not sources:
         return Resolution()
@@ -206,7 +210,9 @@ def resolve(
     deadline = started + deadline_seconds
     failures: dict[str, DirectoryError] = {}
     if directories is None:
-        directories, failures = build_directories(pmr.identity_providers, credentials)
+        wanted = {n: p for n, p in pmr.identity_providers.items() if n not in (broken or {})}
+        directories, failures = build_directories(wanted, credentials)
+    failures.update(broken or {})
     unknown: dict[GroupSource, DirectoryError] = {}
     resolved: dict[GroupSource, ResolvedGroup] = {}
     runnable = []
