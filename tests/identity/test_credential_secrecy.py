@@ -101,7 +101,7 @@ def test_the_client_secret_and_tokens_never_leak(
     texts += list(capsys.readouterr())
 
     assert any(r.method == "POST" for r in graph.log)  # the secret was really sent
-    tokens = [t for t in graph._tokens]
+    tokens = list(graph._tokens)
     texts += [caplog.text, *(r.getMessage() for r in caplog.records)]
     texts += [repr(r.args) for r in caplog.records]
     leaks = [t for t in texts if CLIENT_SECRET in t or any(tok in t for tok in tokens)]

@@ -13,13 +13,13 @@ from profiles_automator.pmr.model import EntraProvider, GroupSource, LDAPProvide
 from profiles_automator.pmr.problems import PMRInvalidError
 
 ENTRA_GROUP = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
-PROVIDERS = f"""\
+PROVIDERS = """\
 identityProviders:
   corp-entra:
-    entra: {{tenantId: 0c2b5d3e-1f4a-4b6c-9d8e-7f6a5b4c3d2e, userIdAttribute: mail}}
+    entra: {tenantId: 0c2b5d3e-1f4a-4b6c-9d8e-7f6a5b4c3d2e, userIdAttribute: mail}
   corp-ad:
-    ldap: {{url: "ldaps://dc1.corp.example:636", userBase: "ou=people,dc=corp,dc=example",
-           schema: activeDirectory}}
+    ldap: {url: "ldaps://dc1.corp.example:636", userBase: "ou=people,dc=corp,dc=example",
+           schema: activeDirectory}
 """
 
 

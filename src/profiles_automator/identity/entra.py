@@ -280,7 +280,7 @@ class _Session(requests.Session):
         self._pinned_verify = verify
         self._timeout = timeout
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any):  # type: ignore[override]
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
         """Every request with the pinned CA and a timeout."""
         kwargs["verify"] = self._pinned_verify
         kwargs.setdefault("timeout", self._timeout)

@@ -218,12 +218,12 @@ def resolve(
     runnable = []
     for source in sources:
         if source.provider in failures:
-            broken = failures[source.provider]
+            failure = failures[source.provider]
             unknown[source] = DirectoryError(
                 source.provider,
                 _label(source),
-                str(broken).split(": ", 1)[-1],
-                retryable=broken.retryable,
+                str(failure).split(": ", 1)[-1],
+                retryable=failure.retryable,
             )
         else:
             runnable.append(source)

@@ -419,7 +419,7 @@ def stale_names(
         for n, obj in existing.items()
         if n not in wanted
         and not is_ignored(n, ignored)
-        and personal_group_of(obj) not in unknown_personal_groups
+        and (personal_group_of(obj) or "") not in unknown_personal_groups
     )
 
 
