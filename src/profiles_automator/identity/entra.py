@@ -16,6 +16,7 @@ import email.utils
 import logging
 import os
 import tempfile
+import threading
 import time
 from typing import Any
 from urllib.parse import quote
@@ -92,7 +93,8 @@ class EntraDirectory:
         self._client_secret = client_secret
         self._session = _Session(_ca_file(ca_cert) if ca_cert else True, timeout)
         self._app: msal.ConfidentialClientApplication | None = None
-        self.requests = 0
+        # Groups are resolved concurrently: one discovery and one token for all of them.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:  # never the secret
         return f"EntraDirectory({self.name!r}, tenant_id={self.tenant_id!r})"
@@ -100,6 +102,10 @@ class EntraDirectory:
     # -- tokens ----------------------------------------------------------------
 
     def _application(self, group: str) -> msal.ConfidentialClientApplication:
+        with self._lock:
+            return self._build_application(group)
+
+    def _build_application(self, group: str) -> msal.ConfidentialClientApplication:
         if self._app is None:
             host = self.authority.split("/")[2].split(":")[0].lower()
             try:
@@ -122,12 +128,28 @@ class EntraDirectory:
                 ) from None
         return self._app
 
-    def _token(self, group: str, *, fresh: bool = False) -> str:
+    def _token(self, group: str, calls: list[int], *, rejected: str | None = None) -> str:
+        """A token for Graph; `rejected` is one Graph refused (expired), dropped first.
+
+        Under the lock, so concurrent groups share one token request and a token refused
+        by several of them is renewed once.
+        """
         app = self._application(group)
-        if fresh:  # Graph said the cached token is no good: drop it and ask again
+        with self._lock:
+            return self._acquire(app, group, calls, rejected)
+
+    def _acquire(
+        self,
+        app: msal.ConfidentialClientApplication,
+        group: str,
+        calls: list[int],
+        rejected: str | None,
+    ) -> str:
+        if rejected is not None:
             cache = app.token_cache
             for token in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
-                cache.remove_at(token)
+                if token.get("secret") == rejected:
+                    cache.remove_at(token)
         try:
             result = app.acquire_token_for_client([self.graph_url + GRAPH_SCOPE_SUFFIX])
         except requests.RequestException as exc:
@@ -143,7 +165,8 @@ class EntraDirectory:
                 f"token request refused: {code}: {description[:200]}: {fix}",
                 retryable=code in ("temporarily_unavailable", "server_error"),
             )
-        self.requests += 1 if result.get("token_source") == "identity_provider" else 0
+        if result.get("token_source") == "identity_provider":
+            calls[0] += 1
         return result["access_token"]
 
     # -- members ---------------------------------------------------------------
@@ -161,9 +184,9 @@ class EntraDirectory:
         skipped: list[str] = []
         skipped_count = 0
         seen = 0
-        started = self.requests
+        calls = [0]  # HTTP requests this call made (pages, retries, tokens)
         while url is not None:
-            page = self._get(url, group, deadline)
+            page = self._get(url, group, deadline, calls)
             count = page.get("@odata.count")
             if isinstance(count, int) and count > self.max_members:
                 raise self._cap_error(group, count)
@@ -192,20 +215,20 @@ class EntraDirectory:
             frozenset(user_ids),
             skipped_count=skipped_count,
             skipped=tuple(skipped),
-            requests=self.requests - started,
+            requests=calls[0],
             warnings=warnings,
         )
 
-    def _get(self, url: str, group: str, deadline: float) -> dict[str, Any]:
+    def _get(self, url: str, group: str, deadline: float, calls: list[int]) -> dict[str, Any]:
         """One page, with a fresh token once on 401 and bounded, deadline-aware retries."""
         refreshed = False
-        token = self._token(group)
+        token = self._token(group, calls)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._error(group, "deadline reached", retryable=True)
             try:
-                self.requests += 1
+                calls[0] += 1
                 response = self._session.get(
                     url,
                     headers={
@@ -236,7 +259,7 @@ class EntraDirectory:
             code, message = _graph_error(response)
             if response.status_code == 401 and not refreshed:
                 refreshed = True
-                token = self._token(group, fresh=True)
+                token = self._token(group, calls, rejected=token)
                 continue
             if response.status_code in _RETRYABLE_STATUS and attempt < MAX_ATTEMPTS:
                 wait = _retry_after(response) or _backoff(attempt)

@@ -29,6 +29,7 @@ def binding_name(user: str, role: Role | str) -> str:
     return _NON_ALNUM.sub("-", raw)
 
 
+@functools.lru_cache(maxsize=65536)
 def binding_user_part(user: str) -> str:
     """The part of a binding name that identifies the user (for collision checks)."""
     return binding_name(user, Role.VIEW).removesuffix("-clusterrole-view")

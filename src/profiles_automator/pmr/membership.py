@@ -9,6 +9,7 @@ name) are warnings that drop the later member's personal profile, never a failed
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -71,6 +72,7 @@ def personal_name(template: str, user: str) -> str:
     return normalise_label(_PLACEHOLDER.sub(lambda m: parts.get(m.group(1), ""), template))
 
 
+@functools.lru_cache(maxsize=131072)  # members recur across groups
 def is_valid_user_id(user: str) -> bool:
     """A user id Kubeflow's header match and KFAM's object names can carry."""
     return len(user) <= 254 and _USER_ID.match(user) is not None
