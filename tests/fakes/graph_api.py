@@ -135,6 +135,7 @@ class FakeGraph:
         self.max_page = max_page
         self.token_lifetime = token_lifetime
         self.granted = {"GroupMember.Read.All"}
+        self.members_delay = 0.0  # seconds before answering a members page (a slow tenant)
         self.objects: dict[str, DirectoryObject] = {}
         self.faults: list[Fault] = []
         self.log: list[LoggedRequest] = []
@@ -243,6 +244,7 @@ class FakeGraph:
         elif method == "POST" and (match := _TOKEN.match(parts.path)):
             self._token(handler, match.group(1), parse_qs(body.decode()))
         elif method == "GET" and (match := _MEMBERS.match(parts.path)):
+            time.sleep(self.members_delay)
             self._members(handler, match.group(1), query, authorized, bool(token))
         else:
             self._graph_error(handler, 400, "BadRequest", f"Unsupported request {parts.path}")
