@@ -194,7 +194,7 @@ def test_module_runs_as_a_command():
     )
 
     assert completed.returncode == 0, completed.stderr
-    assert summary(completed.stderr).startswith("PMR is valid: 5 profiles, ")
+    assert summary(completed.stderr).startswith("PMR is valid: 6 profiles, ")  # with examples/idp
 
 
 def test_max_file_bytes_is_configurable(capsys: pytest.CaptureFixture[str]):

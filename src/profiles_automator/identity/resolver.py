@@ -135,9 +135,13 @@ def _needed(kind: str, name: str, credentials: Mapping[str, str] | None) -> dict
 def _entra(provider: IdentityProvider, credentials: Mapping[str, str] | None) -> Directory:
     assert isinstance(provider, EntraProvider)
     keys = _needed("entra", provider.name, credentials)
-    from profiles_automator.identity.entra import EntraDirectory  # msal only when used
-
-    return EntraDirectory(
+    try:  # msal is imported only when an Entra provider is used
+        entra = importlib.import_module("profiles_automator.identity.entra")
+    except ImportError:
+        raise DirectoryError(
+            provider.name, "*", "Entra ID support is not installed in this build (msal missing)"
+        ) from None
+    return entra.EntraDirectory(
         provider.name,
         tenant_id=provider.tenant_id,
         client_id=keys["client-id"],
