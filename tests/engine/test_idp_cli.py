@@ -139,6 +139,12 @@ def test_a_provider_outage_keeps_access_and_a_leaver_is_revoked_later(
     assert "Applied: nothing." in out
     assert "Stale profiles" not in out
     assert len(contributor_names(api, ROLE_BINDING, "ml")) == 3
+    code, _, err = run(capsys, "stale", *argv[1:], "--delete", "ws-alice", "--yes")
+    assert code == 1
+    assert (
+        "refused ws-alice: personal profile of group 'ml-team', which could not be resolved "
+        "this run: not stale"
+    ) in err
 
     graph.granted.add("GroupMember.Read.All")
     graph.objects[GROUP].members.remove(setup["bob"])

@@ -26,7 +26,7 @@ from profiles_automator.sync.cluster import (
     list_profiles,
     observe,
 )
-from profiles_automator.sync.kfam import AccessPolicyOptions, owner_from_subject
+from profiles_automator.sync.kfam import AccessPolicyOptions, owner_from_subject, personal_group_of
 from profiles_automator.sync.permissions import (
     Permission,
     missing_permissions,
@@ -252,6 +252,19 @@ def stale_profiles(client: Client, pmr: PMR, settings: SyncSettings) -> list[Sta
     return stale
 
 
+def _unknown_personal_profiles(client: Client, pmr: PMR, settings: SyncSettings) -> dict[str, str]:
+    """Personal Profiles of groups not resolved this run: name -> group (never stale now)."""
+    unknown = {t.group for t in pmr.personal_profiles}
+    if not unknown:
+        return {}
+    found = {}
+    for obj in list_profiles(client, settings.retry):
+        group = personal_group_of(obj)
+        if group in unknown:
+            found[obj["metadata"]["name"]] = group
+    return found
+
+
 @dataclass(frozen=True)
 class DeleteOutcome:
     """What an admin's stale-profile deletion did and refused."""
@@ -279,6 +292,7 @@ def delete_stale_profiles(
     """Delete the named stale Profiles (None = every stale one); refuse anything else."""
     stale = {s.name for s in stale_profiles(client, pmr, settings)}
     wanted = {p.name for p in pmr.for_cluster(settings.cluster_name)}
+    protected = _unknown_personal_profiles(client, pmr, settings) if names else {}
     targets = sorted(stale) if names is None else list(dict.fromkeys(names))
     ignored = settings.plan_options().ignored_profiles
     refused: dict[str, str] = {}
@@ -288,6 +302,11 @@ def delete_stale_profiles(
             refused[name] = "ignored or protected: never deleted by this charm"
         elif name in wanted:
             refused[name] = "in the PMR: not stale"
+        elif name not in stale and name in protected:
+            refused[name] = (
+                f"personal profile of group {protected[name]!r}, which could not be resolved "
+                "this run: not stale"
+            )
         elif name not in stale:
             refused[name] = "no such Profile in the cluster"
         else:
