@@ -34,7 +34,8 @@ from profiles_automator.pmr.model import (
     freeze,
 )
 from profiles_automator.pmr.problems import Location, PMRInvalidError, Problem
-from profiles_automator.pmr.reserved import RESERVED_NAMESPACES, is_reserved
+from profiles_automator.pmr.reserved import RESERVED_NAMESPACES as RESERVED_NAMESPACES
+from profiles_automator.pmr.reserved import is_reserved
 from profiles_automator.pmr.schema import schema_problems
 from profiles_automator.pmr.yaml_reader import (
     DEFAULT_MAX_BYTES,
@@ -47,7 +48,6 @@ from profiles_automator.pmr.yaml_reader import (
 
 SUPPORTED_VERSIONS = (1,)
 YAML_SUFFIXES = (".yaml", ".yml")
-__all__ = ["RESERVED_NAMESPACES", "is_reserved", "load_pmr", "read_paths"]
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _RDN = r"\s*[A-Za-z][A-Za-z0-9-]*\s*=\s*(?:[^,=\\]|\\.)+"
