@@ -205,3 +205,25 @@ def test_missing_credentials_name_the_option(setup, capsys):
 
     assert code == 1
     assert "INCOMPLETE: corp-entra: no credentials for provider 'corp-entra'" in out
+
+
+def test_plan_json_reports_the_groups(setup, graph: FakeGraph, kubeconfig: pathlib.Path, capsys):
+    graph.objects[GROUP].members.append(graph.add_user(None))
+
+    code, out, err = run(
+        capsys,
+        "plan",
+        setup["pmr"],
+        "--idp-credentials",
+        setup["idp"],
+        "--kubeconfig",
+        str(kubeconfig),
+        "--output",
+        "json",
+    )
+
+    groups = json.loads(out)["groups"]
+    assert code == 2
+    assert groups["resolved"] == {"corp-entra": 1} and groups["unknown"] == []
+    assert groups["requests"] >= 2  # a token and one page
+    assert "1 member(s) of group " + GROUP + " have no mail and are left out" in err

@@ -158,3 +158,17 @@ def test_an_unknown_group_still_lets_known_grants_through():
     assert ("ml", "user-ben-corp-example-clusterrole-view") in creates
     assert ("ws-ann", "user-ben-corp-example-clusterrole-view") not in creates  # left alone
     assert delete_changes(result) == []
+
+
+def test_the_protection_is_up_to_the_widest_role_an_unknown_group_grants():
+    cluster = converged({TEAM: frozenset({"ann@corp.example"}), EXTRA: frozenset()})
+    # ann left team (edit); extra (view) cannot be resolved: she may still be in it.
+    state = want({TEAM: frozenset()})
+
+    result = plan(state, cluster.observed(), FORCE)
+
+    deleted = {(c.namespace, c.name) for c in result.changes if c.action == "delete"}
+    assert ("ml", "user-ann-corp-example-clusterrole-edit") in deleted
+    assert ("ml", "user-static-corp-example-clusterrole-view") not in deleted
+    assert ("ml", "user-fixed-corp-example-clusterrole-view") not in deleted
+    assert result.stale_profiles == ("ws-ann",)
