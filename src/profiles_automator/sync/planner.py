@@ -352,15 +352,27 @@ def plan_contributors(
             changes.append(drift)
     for key in kfam_current:
         if key not in desired:
-            if unknown_role is not None and _within(current[key], unknown_role):
+            if unknown_role is not None and _maybe_granted(
+                current[key], wanted_users, unknown_role
+            ):
                 continue
             changes.append(_removal(kind, namespace, key[1], current[key], wanted_users))
     return changes
 
 
-def _within(obj: Obj, role: Role) -> bool:
+def _maybe_granted(obj: Obj, wanted_users: Mapping[str, str], unknown_role: Role) -> bool:
+    """Removing `obj` could take away access an unresolved group gives its user.
+
+    The group may grant its user up to `unknown_role`; the removal is safe only when what the
+    PMR still grants the user here (if anything) covers that much of the object's role.
+    """
     identity = kfam_identity(obj)
-    return identity is not None and Role(identity[1]).rank <= role.rank
+    if identity is None:
+        return False
+    user, role = identity
+    at_stake = min(Role(role).rank, unknown_role.rank)
+    kept = wanted_users.get(user)
+    return kept is None or Role(kept).rank < at_stake
 
 
 def _in_namespace(objects: Mapping[NamespacedKey, Obj]) -> dict[str, dict[NamespacedKey, Obj]]:

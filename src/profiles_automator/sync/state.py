@@ -31,7 +31,7 @@ class DesiredState:
     role_bindings: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
     authorization_policies: Mapping[NamespacedKey, Obj] = field(default_factory=dict)
     # Profile -> the widest role a group that could not be resolved grants there: an
-    # existing contributor object up to that role may be that group's doing, so it stays.
+    # existing contributor object is kept unless the PMR still grants its user that much.
     unknown_access: Mapping[str, Role] = field(default_factory=dict)
     # Groups with personal profiles whose members are not all known: their existing
     # personal Profiles are neither stale nor touched.
