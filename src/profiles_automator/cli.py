@@ -308,14 +308,18 @@ def _print_resolution(resolution: Resolution) -> None:
         print(f"  group unknown (its access is left as it is): {error}")
 
 
+def _print_json(report: SyncReport, resolution: Resolution) -> None:
+    document = report.to_json()
+    if resolution.resolved or resolution.unknown:
+        document["groups"] = resolution.to_json()
+    print(json.dumps(document, indent=2))
+
+
 def _print_report(
     report: SyncReport, args: argparse.Namespace, heading: str, resolution: Resolution
 ) -> None:
     if args.output == "json":
-        document = report.to_json()
-        if resolution.resolved or resolution.unknown:
-            document["groups"] = resolution.to_json()
-        print(json.dumps(document, indent=2))
+        _print_json(report, resolution)
         return
     plan = report.plan
     print(heading)
