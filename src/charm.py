@@ -297,6 +297,12 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
                     f"{report.plan.hold_reason}: juju run {app}/leader {SYNC_NOW} force=true"
                 )
             )
+        if report.plan.refused:
+            names = [r.name for r in report.plan.refused]
+            prefix = f"refused {_count(len(names), 'profile')} whose namespace is taken"
+            event.add_status(
+                ops.BlockedStatus(_fit(prefix, names, f"; see {SYNC_NOW} dry-run=true"))
+            )
         if report.pending:
             count = _count(len(report.pending), "namespace")
             waiting = f"waiting for the profile controller to create {count}"
@@ -333,7 +339,7 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             # A dry run says the same: the admin must act before a real run could work.
             raise SyncBlockedError(f"{report.refusal}: {self._trust_fix}")
         logger.info(
-            "sync @ %s%s: %s, %d held, %d pending, %d failed, %d stale",
+            "sync @ %s%s: %s, %d held, %d pending, %d failed, %d stale, %d refused",
             revision,
             " (dry run)" if dry_run else "",
             report.counts(),
@@ -341,7 +347,10 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             len(report.pending),
             len(report.failures),
             len(report.plan.stale_profiles),
+            len(report.plan.refused),
         )
+        for refusal in report.plan.refused:
+            logger.warning("refused profile %s", refusal)
         profiles = len(resolved.pmr.for_cluster(settings.cluster_name))
         return SyncOutcome(report=report, profiles=profiles, resolution=resolved.resolution)
 
@@ -554,6 +563,7 @@ def _sync_results(report: engine.SyncReport, resolution: Resolution) -> dict[str
     """The sync-now action's results."""
     lines = [str(change) for change in report.changes]
     lines += [f"held: {change}" for change in report.plan.held]
+    lines += [f"refused: {refusal}" for refusal in report.plan.refused]
     shown = lines[: engine.MAX_LISTED_CHANGES]
     if len(lines) > len(shown):
         shown.append(f"... and {len(lines) - len(shown)} more")
@@ -561,6 +571,7 @@ def _sync_results(report: engine.SyncReport, resolution: Resolution) -> dict[str
         "revision": report.revision or "",
         **report.counts(),
         "held": len(report.plan.held),
+        "refused": len(report.plan.refused),
         "pending": len(report.pending),
         "stale": len(report.plan.stale_profiles),
         "changes": "\n".join(shown) or NONE,

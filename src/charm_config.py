@@ -13,13 +13,8 @@ import re
 import ops
 
 from profiles_automator.sources.fetch import GitSource, Source, source_from_options
-from profiles_automator.sync.engine import SyncSettings
-from profiles_automator.sync.kfam import (
-    DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
-    DEFAULT_KFP_UI_PRINCIPAL,
-    DEFAULT_USERID_HEADER,
-    AccessPolicyOptions,
-)
+from profiles_automator.sync.engine import DEFAULT_NAMESPACE_WAIT, SyncSettings
+from profiles_automator.sync.kfam import AccessPolicyOptions
 from profiles_automator.sync.planner import DEFAULT_MAX_REVOCATIONS, PlanOptions
 
 APP_PLACEHOLDER = "APP"
@@ -43,10 +38,8 @@ _EXAMPLES = {
     "pmr-url": "https://HOST/path/pmr.yaml",
     "github-api-url": "https://HOST/api/v3",
     "max-revocations": str(DEFAULT_MAX_REVOCATIONS),
-    "userid-header": DEFAULT_USERID_HEADER,
-    "userid-prefix": "accounts.example.com:",
-    "kfp-ui-principal": DEFAULT_KFP_UI_PRINCIPAL,
-    "istio-ingressgateway-principal": DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
+    # The overrides (userid-*, *-principal) have none: --reset follows the profile controller.
+    "namespace-wait": str(int(DEFAULT_NAMESPACE_WAIT)),
     "additional-principals": "cluster.local/ns/NAMESPACE/sa/ACCOUNT",
     "ignored-profiles": "kubeflow-user-example-com,team-*",
     "protected-namespaces": "monitoring,team-infra-*",
@@ -77,15 +70,17 @@ class CharmConfig:
     ca_secret_id: ops.Secret | None = None
     ssh_key_secret_id: ops.Secret | None = None
     cluster_name: str = ""
-    kfp_ui_principal: str = DEFAULT_KFP_UI_PRINCIPAL
-    istio_ingressgateway_principal: str = DEFAULT_INGRESS_GATEWAY_PRINCIPAL
+    kfp_ui_principal: str = ""
+    istio_ingressgateway_principal: str = ""
     additional_principals: str = ""
-    userid_header: str = DEFAULT_USERID_HEADER
+    userid_header: str = ""
     userid_prefix: str = ""
     ignored_profiles: str = ""
     protected_namespaces: str = ""
     revoke_stale_access: bool = True
     max_revocations: int = DEFAULT_MAX_REVOCATIONS
+    adopt_namespaces: bool = False
+    namespace_wait: int = int(DEFAULT_NAMESPACE_WAIT)
     dry_run: bool = False
     idp_credentials: str = ""
     app_name: dataclasses.InitVar[str] = APP_PLACEHOLDER
@@ -118,10 +113,10 @@ class CharmConfig:
                 "`ssh-key` and `known-hosts` (or use the HTTPS clone URL with `token-secret-id`)",
             )
         return (
-            _single_problem(
+            _override_problem(
                 "kfp-ui-principal", self.kfp_ui_principal, _PRINCIPAL, "an Istio principal"
             )
-            or _single_problem(
+            or _override_problem(
                 "istio-ingressgateway-principal",
                 self.istio_ingressgateway_principal,
                 _PRINCIPAL,
@@ -130,7 +125,7 @@ class CharmConfig:
             or _list_problem(
                 "additional-principals", self.additional_principals, _PRINCIPAL, "principals"
             )
-            or _single_problem(
+            or _override_problem(
                 "userid-header", self.userid_header, _HTTP_TOKEN, "an HTTP header name"
             )
             or _prefix_problem(self.userid_prefix)
@@ -145,6 +140,7 @@ class CharmConfig:
             )
             or _revocations_problem(self.max_revocations)
             or _idp_credentials_problem(self.idp_credentials)
+            or _namespace_wait_problem(self.namespace_wait)
         )
 
     @property
@@ -190,8 +186,10 @@ class CharmConfig:
                 revoke_stale_access=self.revoke_stale_access,
                 max_revocations=self.max_revocations,
                 force=force,
+                adopt_namespaces=self.adopt_namespaces,
             ),
             protected_namespaces=self.protected,
+            namespace_wait=float(self.namespace_wait),
         )
 
 
@@ -204,14 +202,13 @@ def _fix(app_name: str, option: str) -> str:
     return f"juju config {app_name} {option}={example}"
 
 
-def _single_problem(
+def _override_problem(
     option: str, value: str, pattern: re.Pattern[str], what: str
 ) -> tuple[str, str] | None:
+    """An override is empty (follow the profile controller) or well-formed."""
     value = value.strip()
-    if not value:
-        return option, f"`{option}` must not be empty"
-    if not pattern.match(value):
-        return option, f"`{option}` must be {what}, got {value!r}"
+    if value and not pattern.match(value):
+        return option, f"`{option}` must be {what} (or empty), got {value!r}"
     return None
 
 
@@ -230,6 +227,12 @@ def _prefix_problem(prefix: str) -> tuple[str, str] | None:
             "userid-prefix",
             f"`userid-prefix` must not contain spaces or control characters, got {prefix!r}",
         )
+    return None
+
+
+def _namespace_wait_problem(seconds: int) -> tuple[str, str] | None:
+    if not 0 <= seconds <= 300:
+        return "namespace-wait", f"`namespace-wait` must be 0 to 300 seconds, got {seconds}"
     return None
 
 

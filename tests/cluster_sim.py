@@ -17,9 +17,11 @@ from profiles_automator.sync.kfam import (
     NAMESPACE_OWNER_ANNOTATION,
     OWNER_AUTHORIZATION_POLICY,
     OWNER_ROLEBINDING,
+    PolicyShape,
 )
 from profiles_automator.sync.planner import Change
 from profiles_automator.sync.state import ObservedState
+from tests.fakes.profile_controller import canonical_quantity
 
 Obj = dict[str, Any]
 
@@ -54,6 +56,8 @@ class SimCluster:
     role_bindings: dict[tuple[str, str], Obj] = field(default_factory=dict)
     policies: dict[tuple[str, str], Obj] = field(default_factory=dict)
     controller_enabled: bool = True
+    # The profile controller's settings, as its owner policies show them.
+    shape: PolicyShape = field(default_factory=PolicyShape)
     writes: list[Change] = field(default_factory=list)
 
     def observed(self) -> ObservedState:
@@ -98,6 +102,9 @@ class SimCluster:
             return
         for name, profile in self.profiles.items():
             owner = profile["spec"]["owner"]["name"]
+            quota = profile["spec"].get("resourceQuotaSpec") or {}
+            if isinstance(quota.get("hard"), dict):  # written back through Go's types
+                quota["hard"] = {k: canonical_quantity(str(v)) for k, v in quota["hard"].items()}
             ns = self.namespaces.get(name)
             if ns is None:
                 self.namespaces[name] = {
@@ -117,7 +124,38 @@ class SimCluster:
                     "subjects": [profile["spec"]["owner"]],
                 },
             )
-            self.policies.setdefault(
-                (name, OWNER_AUTHORIZATION_POLICY),
-                {"metadata": {"name": OWNER_AUTHORIZATION_POLICY, "namespace": name}, "spec": {}},
+            self.policies[(name, OWNER_AUTHORIZATION_POLICY)] = owner_policy(
+                name, owner, self.shape
             )
+
+
+UPSTREAM_SHAPE = PolicyShape()
+
+
+def owner_policy(namespace: str, owner: str, shape: PolicyShape = UPSTREAM_SHAPE) -> Obj:
+    """The profile controller's ns-owner-access-istio (its first rule is what KFAM copies)."""
+    spec: Obj = {
+        "action": "ALLOW",
+        "rules": [
+            {
+                "from": [{"source": {"principals": list(shape.principals)}}],
+                "when": [
+                    {
+                        "key": f"request.headers[{shape.userid_header}]",
+                        "values": [f"{shape.userid_prefix}{owner}"],
+                    }
+                ],
+            },
+            {"when": [{"key": "source.namespace", "values": [namespace]}]},
+        ],
+    }
+    if shape.target_refs:
+        spec["targetRefs"] = shape.target_refs_json()
+    return {
+        "metadata": {
+            "name": OWNER_AUTHORIZATION_POLICY,
+            "namespace": namespace,
+            "annotations": {"user": owner, "role": "admin"},
+        },
+        "spec": spec,
+    }

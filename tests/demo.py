@@ -17,7 +17,7 @@ from pathlib import Path
 
 from profiles_automator.cli import main as pmr
 from profiles_automator.pmr.model import Role
-from profiles_automator.sync.kfam import AccessPolicyOptions, authorization_policy, role_binding
+from profiles_automator.sync.kfam import PolicyShape, authorization_policy, role_binding
 from tests.fakes.kube_api import FakeKubeAPI
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "full"
@@ -42,7 +42,7 @@ def _grant_by_hand(api: FakeKubeAPI, namespace: str, user: str) -> None:
     """What the dashboard's "Manage contributors" (KFAM) creates."""
     for obj in (
         role_binding(namespace, user, Role.EDIT),
-        authorization_policy(namespace, user, Role.EDIT, AccessPolicyOptions()),
+        authorization_policy(namespace, user, Role.EDIT, PolicyShape()),
     ):
         del obj["metadata"]["labels"]  # made by KFAM, not by us
         api.put(obj)

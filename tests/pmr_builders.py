@@ -6,12 +6,14 @@ from profiles_automator.pmr.kfam_names import binding_name
 from profiles_automator.pmr.model import PMR, Contributor, Owner, Profile, Role, freeze
 from profiles_automator.sync.kfam import (
     AccessPolicyOptions,
+    PolicyShape,
     authorization_policy,
     role_binding,
 )
 from profiles_automator.sync.state import DesiredState, desired_state
 
 ACCESS = AccessPolicyOptions()
+SHAPE = PolicyShape()  # upstream Kubeflow's settings, as the simulated controller has them
 
 
 def profile(
@@ -40,6 +42,11 @@ def desired(*profiles: Profile, cluster: str | None = None) -> DesiredState:
     return desired_state(pmr(*profiles), cluster_name=cluster, access=ACCESS)
 
 
+def policies(want: DesiredState, shape: PolicyShape = SHAPE) -> dict[tuple[str, str], dict]:
+    """The contributor policies KFAM writes for ``want`` in namespaces of that shape."""
+    return {key: grant.body(shape) for key, grant in want.policy_grants.items()}
+
+
 def namespace(name: str, owner: str = "owner@example.com") -> dict:
     return {"metadata": {"name": name, "annotations": {"owner": owner}}}
 
@@ -53,7 +60,7 @@ def kfam_binding(ns: str, user: str, role: str, *, labelled: bool = False) -> di
 
 
 def kfam_policy(ns: str, user: str, role: str, *, labelled: bool = False) -> dict:
-    obj = authorization_policy(ns, user, Role(role), ACCESS)
+    obj = authorization_policy(ns, user, Role(role), SHAPE)
     if not labelled:
         del obj["metadata"]["labels"]
     return obj
@@ -61,11 +68,13 @@ def kfam_policy(ns: str, user: str, role: str, *, labelled: bool = False) -> dic
 
 __all__ = [
     "ACCESS",
+    "SHAPE",
     "binding_name",
     "desired",
     "kfam_binding",
     "kfam_policy",
     "namespace",
     "pmr",
+    "policies",
     "profile",
 ]

@@ -36,6 +36,7 @@ from profiles_automator.sources.fetch import (
 )
 from profiles_automator.sync.cluster import ClusterError
 from profiles_automator.sync.engine import (
+    DEFAULT_NAMESPACE_WAIT,
     SyncReport,
     SyncSettings,
     delete_stale_profiles,
@@ -43,12 +44,7 @@ from profiles_automator.sync.engine import (
     stale_profiles,
     sync,
 )
-from profiles_automator.sync.kfam import (
-    DEFAULT_INGRESS_GATEWAY_PRINCIPAL,
-    DEFAULT_KFP_UI_PRINCIPAL,
-    DEFAULT_USERID_HEADER,
-    AccessPolicyOptions,
-)
+from profiles_automator.sync.kfam import AccessPolicyOptions
 from profiles_automator.sync.planner import DEFAULT_MAX_REVOCATIONS, Change, PlanOptions
 
 EXIT_OK = 0
@@ -70,6 +66,16 @@ LOGIN_FIX = (
 )
 _VERBS = {"created": "create", "updated": "update", "deleted": "delete", "replaced": "replace"}
 _SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+"}
+
+
+def _non_negative_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 3600 seconds, got {value}")
+    return seconds
 
 
 def _split(value: str) -> list[str]:
@@ -278,9 +284,11 @@ def _settings(args: argparse.Namespace) -> SyncSettings:
             revoke_stale_access=args.revoke_stale_access,
             max_revocations=args.max_revocations,
             force=getattr(args, "force", False),
+            adopt_namespaces=args.adopt_namespaces,
         ),
         protected_namespaces=tuple(args.protected_namespaces),
         workers=args.workers,
+        namespace_wait=args.namespace_wait,
     )
 
 
@@ -335,9 +343,11 @@ def _print_report(
         )
     if report.pending:
         print(
-            "Pending (the profile controller has not created the namespace yet; the next "
+            "Pending (the profile controller has not set up the namespace yet; the next "
             f"run finishes them): {', '.join(report.pending)}"
         )
+    for refusal in plan.refused:
+        print(f"Refused profile {refusal}")
     if plan.held:
         print(f"Held back: {plan.hold_reason}. Review, then run `pmr sync --force` to apply:")
         for change in plan.held:
@@ -347,16 +357,20 @@ def _print_report(
     if report.refusal:
         scope = "a sync would be refused" if report.dry_run else "refused"
         print(f"Permissions: {scope}: {report.refusal}: {RBAC_FIX}")
+    _print_summary(report)
+
+
+def _print_summary(report: SyncReport) -> None:
     counts = report.counts()
     if report.dry_run:
         summary = ", ".join(f"{n} to {_VERBS[word]}" for word, n in counts.items() if n)
         print(f"Plan: {summary or 'nothing to do'}.")
-    else:
-        summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
-        print(f"Applied: {summary or 'nothing'}.")
-        by_kind = report.counts_by_kind()
-        if by_kind:
-            print("  " + ", ".join(f"{what}: {n}" for what, n in by_kind.items()))
+        return
+    summary = ", ".join(f"{n} {word}" for word, n in counts.items() if n)
+    print(f"Applied: {summary or 'nothing'}.")
+    by_kind = report.counts_by_kind()
+    if by_kind:
+        print("  " + ", ".join(f"{what}: {n}" for what, n in by_kind.items()))
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -379,7 +393,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         revision=loaded.revision,
     )
     _print_report(report, args, f"Sync of {loaded.description}:", loaded.resolution)
-    if report.failures or report.missing_permissions or loaded.resolution.unknown:
+    if (
+        report.failures
+        or report.missing_permissions
+        or loaded.resolution.unknown
+        or report.plan.refused
+    ):
         return EXIT_ERROR
     return EXIT_HELD if report.plan.held else EXIT_OK
 
@@ -405,6 +424,20 @@ def cmd_stale(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     names = None if args.all else args.delete
     outcome = delete_stale_profiles(client, loaded.pmr, settings, names)
+    status = EXIT_ERROR if outcome.failures or outcome.refused or outcome.refusal else EXIT_OK
+    if args.output == "json":
+        document: dict[str, Any] = {
+            "deleted": list(outcome.deleted),
+            "refused": outcome.refused,
+            "failures": [
+                {"name": f.change.name, "status": f.status, "message": f.message}
+                for f in outcome.failures
+            ],
+        }
+        if outcome.refusal:
+            document["error"] = f"{outcome.refusal}: {RBAC_FIX}"
+        print(json.dumps(document, indent=2))
+        return status
     if outcome.refusal:
         print(f"error: {outcome.refusal}: {RBAC_FIX}", file=sys.stderr)
         return EXIT_ERROR
@@ -416,7 +449,7 @@ def cmd_stale(args: argparse.Namespace) -> int:
         print(f"failed: {failure}", file=sys.stderr)
     if not outcome.deleted and not outcome.failures and not outcome.refused:
         print("no stale profiles to delete", file=sys.stderr)
-    return EXIT_ERROR if outcome.failures or outcome.refused else EXIT_OK
+    return status
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
@@ -536,13 +569,28 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--context", help="kubeconfig context to use")
     parser.add_argument("--output", choices=["text", "json"], default="text")
+    follow = "(default: what each namespace's ns-owner-access-istio has)"
     parser.add_argument(
-        "--istio-ingressgateway-principal", default=DEFAULT_INGRESS_GATEWAY_PRINCIPAL
+        "--istio-ingressgateway-principal", default="", help=f"override the gateway {follow}"
     )
-    parser.add_argument("--kfp-ui-principal", default=DEFAULT_KFP_UI_PRINCIPAL)
+    parser.add_argument("--kfp-ui-principal", default="", help=f"override the KFP UI {follow}")
     parser.add_argument("--additional-principals", type=_split, default=[], metavar="A,B")
-    parser.add_argument("--userid-header", default=DEFAULT_USERID_HEADER)
-    parser.add_argument("--userid-prefix", default="")
+    parser.add_argument("--userid-header", default="", help=f"override the header {follow}")
+    parser.add_argument("--userid-prefix", default="", help=f"override the prefix {follow}")
+    parser.add_argument(
+        "--adopt-namespaces",
+        action="store_true",
+        help="let a profile take over an existing namespace that no Profile owns "
+        "(never a Juju model's)",
+    )
+    parser.add_argument(
+        "--namespace-wait",
+        type=_non_negative_seconds,
+        default=DEFAULT_NAMESPACE_WAIT,
+        metavar="SECONDS",
+        help="how long a sync waits for the profile controller to set up new namespaces "
+        f"(default {DEFAULT_NAMESPACE_WAIT:g})",
+    )
     parser.add_argument(
         "--ignored-profiles",
         type=_split,

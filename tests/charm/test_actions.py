@@ -144,6 +144,7 @@ def test_sync_now_applies_and_reports(
         "deleted": 0,
         "replaced": 0,
         "held": 0,
+        "refused": 0,
         "pending": 0,
         "stale": 1,
         "changes": "\n".join(
@@ -243,7 +244,7 @@ def test_sync_now_reports_held_revocations(
         "bob@example.com is not a contributor of ml-engineers in the PMR",
     ]
     assert out.unit_status == ops.BlockedStatus(
-        f"held 2 revocations (limit 0): juju run {APP}/leader sync-now force=true"
+        f"held 1 revocation (limit 0): juju run {APP}/leader sync-now force=true"
     )
 
 

@@ -71,21 +71,26 @@ def test_repository_and_pmr_url_together_block(
         (
             "userid-header",
             "kubeflow userid",
-            "`userid-header` must be an HTTP header name, got 'kubeflow userid': "
-            f"juju config {APP} userid-header=kubeflow-userid",
+            "`userid-header` must be an HTTP header name (or empty), got 'kubeflow userid': "
+            f"juju config {APP} --reset userid-header",
         ),
         (
             "kfp-ui-principal",
-            " ",
-            "`kfp-ui-principal` must not be empty: "
-            f"juju config {APP} kfp-ui-principal=cluster.local/ns/kubeflow/sa/ml-pipeline-ui",
+            "cluster.local/ns/kubeflow/sa/kfp ui",
+            "`kfp-ui-principal` must be an Istio principal (or empty), got "
+            f"'cluster.local/ns/kubeflow/sa/kfp ui': juju config {APP} --reset kfp-ui-principal",
         ),
         (
             "istio-ingressgateway-principal",
-            "",
-            "`istio-ingressgateway-principal` must not be empty: "
-            f"juju config {APP} istio-ingressgateway-principal="
-            "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+            "a,b",
+            "`istio-ingressgateway-principal` must be an Istio principal (or empty), got 'a,b': "
+            f"juju config {APP} --reset istio-ingressgateway-principal",
+        ),
+        (
+            "namespace-wait",
+            301,
+            "`namespace-wait` must be 0 to 300 seconds, got 301: "
+            f"juju config {APP} namespace-wait=30",
         ),
         (
             "additional-principals",
@@ -103,7 +108,7 @@ def test_repository_and_pmr_url_together_block(
             "userid-prefix",
             "a b:",
             "`userid-prefix` must not contain spaces or control characters, got 'a b:': "
-            f"juju config {APP} userid-prefix=accounts.example.com:",
+            f"juju config {APP} --reset userid-prefix",
         ),
     ],
 )

@@ -216,7 +216,7 @@ def test_ignored_profiles_are_not_stale(
 def test_namespaces_pending_from_the_profile_controller_wait(
     ctx: testing.Context[Any], kube: FakeKubeAPI, github: FakeGitHub, config: dict[str, Any]
 ):
-    out = ctx.run(ctx.on.install(), leader(config))
+    out = ctx.run(ctx.on.install(), leader({**config, "namespace-wait": 0}))
 
     assert out.unit_status == ops.WaitingStatus(
         "waiting for the profile controller to create 1 namespace: ml-engineers"
@@ -254,7 +254,7 @@ def test_a_missing_write_permission_blocks_before_anything_is_written(
         "kind": "ClusterRole",
         "metadata": {"name": "automator"},
         "rules": [
-            {"apiGroups": [g], "resources": [r], "verbs": ["list", "create", "patch"]}
+            {"apiGroups": [g], "resources": [r], "verbs": ["list", "watch", "create", "patch"]}
             for g, r in (
                 ("kubeflow.org", "profiles"),
                 ("", "namespaces"),
@@ -343,7 +343,7 @@ def test_apply_failures_block_with_the_count_and_the_first_failure(
 def test_safety_guard_holds_revocations_until_forced(
     ctx: testing.Context[Any], kube: FakeKubeAPI, github: FakeGitHub, config: dict[str, Any]
 ):
-    config = {**config, "max-revocations": 3}
+    config = {**config, "max-revocations": 1}
     synced = ctx.run(ctx.on.install(), leader(config))
     github.commit(
         REPO,
@@ -353,7 +353,7 @@ def test_safety_guard_holds_revocations_until_forced(
     held = ctx.run(ctx.on.update_status(), synced)
 
     assert held.unit_status == ops.BlockedStatus(
-        f"held 4 revocations (limit 3): juju run {APP}/leader sync-now force=true"
+        f"held 2 revocations (limit 1): juju run {APP}/leader sync-now force=true"
     )
     assert contributor_names(kube, ROLE_BINDING_API, PROFILE) == CONTRIBUTORS
 
@@ -442,3 +442,21 @@ def test_a_dry_run_reports_missing_permissions_like_a_real_sync(
         f"written: run `juju trust {APP} --scope=cluster`"
     )
     assert writes(kube) == []
+
+
+def test_profile_whose_namespace_is_taken_blocks_until_adoption_is_allowed(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, github: FakeGitHub, config: dict[str, Any]
+):
+    kube.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": PROFILE}})
+
+    out = ctx.run(ctx.on.install(), leader(config))
+
+    assert out.unit_status == ops.BlockedStatus(
+        f"refused 1 profile whose namespace is taken: {PROFILE}; see sync-now dry-run=true"
+    )
+    assert names(kube, PROFILE_API) == []
+
+    adopted = ctx.run(ctx.on.config_changed(), leader({**config, "adopt-namespaces": True}))
+
+    assert adopted.unit_status == in_sync(github)
+    assert contributor_names(kube, ROLE_BINDING_API, PROFILE) == CONTRIBUTORS

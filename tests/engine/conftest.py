@@ -53,8 +53,17 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def api(request: pytest.FixtureRequest) -> Iterator[FakeKubeAPI]:
-    """The fake API server; parametrize indirectly for another profile-controller mode."""
-    with FakeKubeAPI(profile_controller=getattr(request, "param", "sync")) as fake:
+    """The fake API server, its profile controller synchronous unless a test asks otherwise.
+
+    Parametrize indirectly with a mode (``"manual"``) or with FakeKubeAPI keyword
+    arguments (``{"profile_controller": "async", "controller_delay": 1.0}``).
+    """
+    param = getattr(request, "param", "sync")
+    options: dict[str, Any] = (
+        dict(param) if isinstance(param, dict) else {"profile_controller": param}
+    )
+    options.setdefault("profile_controller", "sync")
+    with FakeKubeAPI(**options) as fake:
         yield fake
 
 

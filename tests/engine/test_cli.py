@@ -186,7 +186,7 @@ def test_held_sync_exits_3_until_forced(
 ):
     pmr_file = tmp_path / "pmr.yaml"
     pmr_file.write_text(many_profiles(1, 2))
-    cluster = ("--kubeconfig", str(kubeconfig), "--max-revocations", "3")
+    cluster = ("--kubeconfig", str(kubeconfig), "--max-revocations", "1")
     assert run(capsys, "sync", str(pmr_file), *cluster)[0] == 0
     pmr_file.write_text(many_profiles(1, 0))
     api.clear_requests()
@@ -194,7 +194,7 @@ def test_held_sync_exits_3_until_forced(
     code, out, _ = run(capsys, "sync", str(pmr_file), *cluster)
 
     assert code == 3
-    assert "held 4 revocations (limit 3)" in out
+    assert "held 2 revocations (limit 1)" in out  # 2 people, 4 objects
     assert writes(api) == []
 
     code, _, _ = run(capsys, "plan", str(pmr_file), *cluster)
@@ -237,3 +237,47 @@ def test_unusable_cluster_exits_1_with_the_reason(
     assert code == 1
     assert "error: Profile CRD not found: is Kubeflow's profile controller deployed?" in err
     assert writes(api) == []
+
+
+def test_stale_delete_prints_json_when_asked(
+    api: FakeKubeAPI,
+    kubeconfig: pathlib.Path,
+    pmr_file: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    cluster = ("--kubeconfig", str(kubeconfig), "--output", "json")
+    assert run(capsys, "sync", str(pmr_file), *cluster)[0] == 0
+    pmr_file.write_text(textwrap.dedent(TEAM_A_ONLY))
+
+    code, out, _ = run(
+        capsys, "stale", str(pmr_file), *cluster, "--delete", "team-b,team-a", "--yes"
+    )
+
+    assert code == 1  # team-a was refused
+    assert json.loads(out) == {
+        "deleted": ["team-b"],
+        "refused": {"team-a": "in the PMR: not stale"},
+        "failures": [],
+    }
+    assert names(api, PROFILE) == {"team-a"}
+
+
+def test_refused_profile_is_reported_and_sync_exits_1(
+    api: FakeKubeAPI,
+    kubeconfig: pathlib.Path,
+    pmr_file: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-b"}})
+    cluster = ("--kubeconfig", str(kubeconfig))
+
+    code, out, _ = run(capsys, "sync", str(pmr_file), *cluster)
+
+    assert code == 1
+    assert "Refused profile team-b: namespace team-b exists and no Profile owns it" in out
+    assert names(api, PROFILE) == {"team-a"}
+
+    code, _, _ = run(capsys, "sync", str(pmr_file), *cluster, "--adopt-namespaces")
+
+    assert code == 0
+    assert names(api, PROFILE) == {"team-a", "team-b"}

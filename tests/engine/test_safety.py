@@ -126,7 +126,7 @@ def test_objects_outside_pmr_profiles_are_never_touched(api: FakeKubeAPI, client
 
 def test_guard_holds_mass_revocation_until_forced(api: FakeKubeAPI, client: Client):
     settings = SyncSettings(retry=FAST_RETRY)
-    sync(client, load(many_profiles(2, 13)), settings)
+    sync(client, load(many_profiles(2, 26)), settings)
     emptied = load(many_profiles(2, 0))
     api.clear_requests()
 
@@ -134,19 +134,19 @@ def test_guard_holds_mass_revocation_until_forced(api: FakeKubeAPI, client: Clie
 
     assert writes(api) == []
     assert held.changes == ()
-    assert len(held.plan.held) == 52
+    assert len(held.plan.held) == 104  # 52 people lose access: a binding and a policy each
     assert {(c.action, c.kind) for c in held.plan.held} == {
         ("delete", "RoleBinding"),
         ("delete", "AuthorizationPolicy"),
     }
     assert held.plan.hold_reason == "held 52 revocations (limit 50)"
     assert not held.in_sync
-    assert len(contributor_names(api, ROLE_BINDING, "team-00")) == 13
+    assert len(contributor_names(api, ROLE_BINDING, "team-00")) == 26
 
     forced = sync(client, emptied, replace(settings, options=PlanOptions(force=True)))
 
     assert forced.failures == ()
-    assert forced.counts()["deleted"] == 52
+    assert forced.counts()["deleted"] == 104
     for namespace in ("team-00", "team-01"):
         for kind in (ROLE_BINDING, POLICY):
             assert contributor_names(api, kind, namespace) == set()

@@ -113,6 +113,22 @@ def test_delete_stale_profile_and_refuse_the_rest(
     assert [(r.verb, r.plural, r.name) for r in writes(api)] == [("delete", "profiles", "team-04")]
 
 
+def test_a_juju_model_namespace_is_never_deleted_with_its_stale_profile(
+    synced: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    namespace = get(synced, NAMESPACE, "team-04")
+    namespace["metadata"].setdefault("labels", {})["model.juju.is/name"] = "team-04"
+    synced.put(namespace)
+    synced.clear_requests()
+
+    outcome = delete_stale_profiles(client, load(WITHOUT_TEAM_04), settings, None)
+
+    assert outcome.deleted == ()
+    assert "belongs to a Juju model" in outcome.refused["team-04"]
+    assert writes(synced) == []
+    assert get(synced, PROFILE, "team-04")
+
+
 def test_delete_stale_dry_run_and_protected_names(
     synced: FakeKubeAPI, client: Client, settings: SyncSettings
 ):

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,7 +53,12 @@ from tests.fakes.kube_store import (
     render_object,
     status_error,
 )
-from tests.fakes.profile_controller import ProfileController
+from tests.fakes.profile_controller import (
+    DEFAULT_DELAY,
+    UPSTREAM,
+    ControllerSettings,
+    ProfileController,
+)
 
 __all__ = [
     "DEFAULT_RESOURCES",
@@ -143,6 +149,7 @@ class _Response:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    stream: Iterator[bytes] | None = None  # a watch: chunked, one event per line
 
 
 def _json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> _Response:
@@ -156,7 +163,7 @@ def _error_response(exc: ApiStatusError, headers: dict[str, str] | None = None) 
 def _verb(method: str, route: _Route | None, content_type: str) -> str:
     named = route is not None and route.name is not None
     if method == "GET":
-        return "get" if named else "list"
+        return "get" if named else "list"  # a list with watch=true is logged as "watch"
     if method == "POST":
         return "create"
     if method == "PUT":
@@ -269,11 +276,35 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = "Unknown"
         lines = [f"HTTP/1.1 {resp.status} {phrase}"]
         headers = {"Cache-Control": "no-cache, private", **resp.headers}
+        if resp.stream is not None:
+            self._stream(lines, headers, resp.stream)
+            return
         headers["Content-Length"] = str(len(resp.body))
         lines.extend(f"{k}: {v}" for k, v in headers.items())
         if self.close_connection:
             lines.append("Connection: close")
         self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + resp.body)
+
+    def _stream(self, lines: list[str], headers: dict[str, str], events: Iterator[bytes]) -> None:
+        """A watch response: chunked transfer, flushed per event, until it ends or we stop."""
+        headers["Transfer-Encoding"] = "chunked"
+        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        self.close_connection = True
+        try:
+            self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            self.wfile.flush()
+            for line in events:
+                if self._fake.api.stopping.is_set():
+                    break
+                self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client went away: the watch ends with it
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
 
 
 class FakeKubeAPI:
@@ -286,17 +317,27 @@ class FakeKubeAPI:
     is system:anonymous). Authorization allows everything until `enable_rbac()`, after which
     it follows the RBAC objects in the store like kube-apiserver does; `forbid()` denies on
     top of either.
+
+    The profile controller reconciles asynchronously (`controller_delay` seconds after a
+    write) unless told otherwise; `controller_settings` picks its principals and mesh mode.
     """
 
     def __init__(
         self,
         *,
-        profile_controller: str = "sync",
+        profile_controller: str = "async",
+        controller_delay: float = DEFAULT_DELAY,
+        controller_settings: ControllerSettings = UPSTREAM,
         page_size_cap: int | None = None,
         user: str = DEFAULT_USER,
     ) -> None:
         self.store = Store()
-        self.profile_controller = ProfileController(self.store, mode=profile_controller)
+        self.profile_controller = ProfileController(
+            self.store,
+            mode=profile_controller,
+            delay=controller_delay,
+            settings=controller_settings,
+        )
         self.page_size_cap = page_size_cap
         self.user = user
         default = service_account(*user.split(":")[2:4]) if user.count(":") == 3 else None
@@ -311,6 +352,7 @@ class FakeKubeAPI:
         self._thread: threading.Thread | None = None
         self._tmpdir: pathlib.Path | None = None
         self._clients: list[Client] = []
+        self.stopping = threading.Event()
         for ns in DEFAULT_NAMESPACES:
             self.store.put_raw({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
@@ -334,6 +376,11 @@ class FakeKubeAPI:
 
     def stop(self) -> None:
         """Stop the server, close open connections and clients, remove temp files."""
+        self.stopping.set()
+        with self.store.changed:
+            self.store.closed = True
+            self.store.changed.notify_all()  # wake open watches so they end
+        self.profile_controller.stop()
         for client in self._clients:
             client.close()
         self._clients.clear()
@@ -577,6 +624,8 @@ class FakeKubeAPI:
         ctype = content_type.split(";")[0].strip().lower()
         route = self._route(path)
         verb = _verb(method, route, ctype)
+        if verb == "list" and query.get("watch") in ("true", "1"):
+            verb = "watch"
         record = RequestRecord(method, path, query, ctype, 0, verb, body=body)
         if route is not None:
             record.plural, record.namespace = route.plural, route.namespace
@@ -676,6 +725,8 @@ class FakeKubeAPI:
         if route.subresource and not (route.subresource == "status" and rt.status_subresource):
             raise ApiStatusError(404, "NotFound", NOT_FOUND_MESSAGE, {})
         self._check_shape(route, rt, method)
+        if verb == "watch":
+            verb, query = "list", {**query, "watch": "true"}
         if verb in ("get", "list", "delete", "deletecollection"):
             return self._read_or_delete(route, rt, verb, _with_delete_options(query, body))
         if rt.key in BINDING_TYPES:
@@ -707,7 +758,8 @@ class FakeKubeAPI:
             return _json_response(200, _encode(render_object(rt, version, obj)))
         if verb == "list":
             if query.get("watch") in ("true", "1"):
-                raise status_error(405, "watch is not supported by the fake API server")
+                stream = store.watch(rt, version, route.namespace, query)
+                return _Response(200, headers={"Content-Type": "application/json"}, stream=stream)
             data = store.list_bytes(rt, version, route.namespace, query, self.page_size_cap)
             return _json_response(200, data)
         if verb == "delete":

@@ -14,12 +14,14 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from bisect import bisect_left, insort
-from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -599,6 +601,15 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
         ("v1beta1", "v1"),
         "AuthorizationPolicy",
         "authorizationpolicies",
+        True,
+        crd=True,
+        status_subresource=True,
+    ),
+    ResourceType(
+        "gateway.networking.k8s.io",
+        ("v1",),
+        "Gateway",
+        "gateways",
         True,
         crd=True,
         status_subresource=True,
@@ -1358,6 +1369,35 @@ class _Snapshot:
     entries: list[_Entry]
 
 
+@dataclass(frozen=True)
+class _Event:
+    """One committed change, kept for watches (etcd's history until compaction)."""
+
+    rv: int
+    key: tuple[str, str]
+    type: str  # ADDED, MODIFIED or DELETED
+    old: JSONDict | None
+    new: JSONDict | None
+
+
+def _watch_line(kind: str, obj: JSONDict) -> bytes:
+    return _encode({"type": kind, "object": obj}) + b"\n"
+
+
+def _expired_event(requested: int, oldest: int) -> bytes:
+    """What kube-apiserver's watch cache streams for a compacted resourceVersion."""
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"too old resource version: {requested} ({oldest})",
+        "reason": "Expired",
+        "code": 410,
+    }
+    return _watch_line("ERROR", status)
+
+
 Listener = Callable[[ResourceType, JSONDict | None, JSONDict | None], None]
 
 EXPIRED_MESSAGE = (
@@ -1416,6 +1456,76 @@ def _expect_object(body: Any) -> JSONDict:
     return body
 
 
+class _Watch:
+    """One watch request's stream of newline-delimited JSON events."""
+
+    def __init__(
+        self,
+        store: Store,
+        rt: ResourceType,
+        version: str,
+        namespace: str | None,
+        match: Callable[[JSONDict], bool],
+        *,
+        timeout: float,
+        bookmarks: bool,
+    ) -> None:
+        self.store, self.rt, self.namespace, self.match = store, rt, namespace, match
+        self.render = partial(render_object, rt, version)
+        self.timeout, self.bookmarks = timeout, bookmarks
+        self.initial: list[JSONDict] = []
+        self.cursor = 0
+
+    def _selected(self, obj: JSONDict | None) -> bool:
+        if obj is None:
+            return False
+        in_scope = self.namespace is None or _meta(obj).get("namespace") == self.namespace
+        return in_scope and self.match(obj)
+
+    def _line(self, event: _Event) -> bytes | None:
+        was, now_in, new = self._selected(event.old), self._selected(event.new), event.new
+        if new is None:
+            return None
+        if event.type == "DELETED":
+            return _watch_line("DELETED", self.render(new)) if was else None
+        if now_in:
+            return _watch_line("MODIFIED" if was else "ADDED", self.render(new))
+        if was:
+            return _watch_line("DELETED", self.render(new))  # left the selection
+        return None
+
+    def _bookmark(self) -> bytes:
+        mark = {"apiVersion": self.render({})["apiVersion"], "kind": self.rt.kind}
+        return _watch_line("BOOKMARK", {**mark, "metadata": {"resourceVersion": str(self.cursor)}})
+
+    def __iter__(self) -> Iterator[bytes]:
+        store = self.store
+        for obj in self.initial:
+            yield _watch_line("ADDED", self.render(obj))
+        deadline = time.monotonic() + self.timeout
+        interval = store.BOOKMARK_INTERVAL
+        next_bookmark = time.monotonic() + interval
+        while True:
+            since = self.cursor
+            with store.changed:
+                batch, newest, lost = store.history_after(self.rt.key, since)
+                self.cursor = max(since, newest)
+                done = time.monotonic() >= deadline or store.closed
+                if not (lost or batch or done):
+                    until = min(deadline, next_bookmark) if self.bookmarks else deadline
+                    store.changed.wait(max(until - time.monotonic(), 0.0))
+            if lost:
+                yield _expired_event(since, store.oldest_version)
+                return
+            lines = (self._line(event) for event in batch)
+            yield from (line for line in lines if line is not None)
+            if self.bookmarks and time.monotonic() >= next_bookmark:
+                yield self._bookmark()
+                next_bookmark = time.monotonic() + interval
+            if done and not batch:
+                return
+
+
 class Store:
     """Thread-safe in-memory object storage with kube-apiserver semantics.
 
@@ -1424,10 +1534,16 @@ class Store:
     """
 
     SNAPSHOT_LIMIT = 256
+    EVENT_HISTORY = 10000  # committed changes kept for watches, like etcd before compaction
+    BOOKMARK_INTERVAL = 1.0  # seconds; kube-apiserver sends one about every minute
 
     def __init__(self, resources: Iterable[ResourceType] = DEFAULT_RESOURCES) -> None:
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
         self.listener: Listener | None = None
+        self._events: deque[_Event] = deque()
+        self.closed = False  # set when the server stops: open watches end
+        self._compacted_rv = 0  # events at or below this are gone
         self._types: dict[tuple[str, str], ResourceType] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._rv = 0
@@ -1583,6 +1699,65 @@ class Store:
         while len(self._snapshots) > self.SNAPSHOT_LIMIT:
             self._snapshots.popitem(last=False)
         return self._snapshot_seq
+
+    def compact(self) -> None:
+        """Forget the change history (etcd compaction): older watches get 410 Expired."""
+        with self.lock:
+            self._events.clear()
+            self._compacted_rv = self._rv
+            self.changed.notify_all()
+
+    def _record(self, rt: ResourceType, kind: str, old: JSONDict | None, new: JSONDict | None):
+        self._events.append(_Event(self._rv, rt.key, kind, old, new))
+        while len(self._events) > self.EVENT_HISTORY:
+            self._compacted_rv = self._events.popleft().rv
+        self.changed.notify_all()
+
+    # ------------------------------------------------------------------ WATCH
+
+    def watch(
+        self, rt: ResourceType, version: str, namespace: str | None, query: dict[str, str]
+    ) -> Iterator[bytes]:
+        """Start a watch as kube-apiserver does; the stream is read outside the lock.
+
+        No resourceVersion (or "0") starts with a synthetic ADDED per existing object;
+        a given one streams every change after it, or one ERROR (410 Expired) when
+        that history is compacted. Selectors apply to the old and new object, so an
+        object leaving the selection is DELETED and one entering it ADDED. BOOKMARKs
+        (allowWatchBookmarks) carry only the resourceVersion; timeoutSeconds ends it.
+        """
+        with self.lock:
+            match = self._matcher(rt, query) or (lambda _obj: True)
+            requested = query.get("resourceVersion") or "0"
+            if not requested.isdigit():
+                raise bad_request(f"invalid resource version: {requested!r}")
+            watch = _Watch(
+                self,
+                rt,
+                version,
+                namespace,
+                match,
+                timeout=_parse_timeout(query.get("timeoutSeconds")),
+                bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
+            )
+            start = int(requested)
+            if start == 0:
+                entries = self._buckets[rt.key].scope(namespace)
+                watch.initial = [e.obj for e in entries if match(e.obj)]
+                start = self._rv
+            watch.cursor = start
+        return iter(watch)
+
+    def history_after(self, key: tuple[str, str], cursor: int) -> tuple[list[_Event], int, bool]:
+        """Events of one resource after cursor, the newest version, whether some are lost."""
+        with self.lock:
+            lost = cursor < self._compacted_rv
+            return [e for e in self._events if e.rv > cursor and e.key == key], self._rv, lost
+
+    @property
+    def oldest_version(self) -> int:
+        """The oldest resourceVersion a watch can still start after."""
+        return self._compacted_rv + 1
 
     def expire_snapshots(self) -> None:
         """Forget pagination snapshots so pending continue tokens answer 410 Expired."""
@@ -1917,6 +2092,7 @@ class Store:
             self._dependents.get(owner, set()).discard((rt.key, key))
         for owner in _owner_uids(obj):
             self._dependents.setdefault(owner, set()).add((rt.key, key))
+        self._record(rt, "ADDED" if old is None else "MODIFIED", old, obj)
         if self.listener is not None:
             self.listener(rt, old, obj)
 
@@ -1931,6 +2107,8 @@ class Store:
         self._rv += 1
         for owner in _owner_uids(obj):
             self._dependents.get(owner, set()).discard((rt.key, key))
+        gone = {**obj, "metadata": {**_meta(obj), "resourceVersion": str(self._rv)}}
+        self._record(rt, "DELETED", obj, gone)
         if self.listener is not None:
             self.listener(rt, obj, None)
         if rt.kind == "Namespace" and not rt.group:
@@ -1955,6 +2133,17 @@ class Store:
 
 
 # ---------------------------------------------------------------------------- store helpers
+
+
+def _parse_timeout(value: str | None) -> float:
+    """timeoutSeconds; without it kube-apiserver picks 30-60 minutes."""
+    if not value:
+        return 1800.0
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise bad_request(f"invalid timeoutSeconds: {value!r}") from None
+    return float(max(seconds, 0))
 
 
 def _parse_limit(value: str | None) -> int | None:

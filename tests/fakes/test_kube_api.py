@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBi
 from lightkube.types import CascadeType, PatchType
 
 from tests.fakes.kube_api import FakeKubeAPI
+from tests.fakes.profile_controller import CHARMED_AMBIENT, canonical_quantity
 
 Profile = create_global_resource("kubeflow.org", "v1", "Profile", "profiles")
 ProfileV1beta1 = create_global_resource("kubeflow.org", "v1beta1", "Profile", "profiles")
@@ -29,6 +31,7 @@ AuthorizationPolicy = create_namespaced_resource(
 )
 RBAC = "rbac.authorization.k8s.io"
 RB_V1 = f"{RBAC}/v1"
+OWNER = "ns-owner-access-istio"
 
 
 # ---------------------------------------------------------------------------- fixtures/helpers
@@ -36,7 +39,7 @@ RB_V1 = f"{RBAC}/v1"
 
 @pytest.fixture
 def api() -> Iterator[FakeKubeAPI]:
-    with FakeKubeAPI() as fake:
+    with FakeKubeAPI(profile_controller="sync") as fake:
         yield fake
 
 
@@ -909,7 +912,7 @@ def test_profile_controller_owner_mismatch(api: FakeKubeAPI, client: Client) -> 
     }
 
 
-def test_profile_owner_change_keeps_old_policy_until_deleted(
+def test_profile_owner_change_rewrites_the_policy_spec_but_not_its_annotations(
     api: FakeKubeAPI, client: Client
 ) -> None:
     client.create(profile("erin", "old@x"))
@@ -920,11 +923,12 @@ def test_profile_owner_change_keeps_old_policy_until_deleted(
     kind = ("security.istio.io/v1beta1", "AuthorizationPolicy", "ns-owner-access-istio", "erin")
     policy = api.get(*kind)
     assert policy is not None
-    assert policy["spec"]["rules"][0]["when"][0]["values"] == ["old@x"]
+    assert policy["spec"]["rules"][0]["when"][0]["values"] == ["new@x"]  # upstream updates spec
+    assert policy["metadata"]["annotations"]["user"] == "old@x"  # ... and never annotations
     client.delete(AuthorizationPolicy, "ns-owner-access-istio", namespace="erin")
     policy = api.get(*kind)
     assert policy is not None
-    assert policy["spec"]["rules"][0]["when"][0]["values"] == ["new@x"]
+    assert policy["metadata"]["annotations"]["user"] == "new@x"
 
 
 def test_profile_quota_follows_spec(api: FakeKubeAPI, client: Client) -> None:
@@ -1010,3 +1014,176 @@ def test_request_record_fields(api: FakeKubeAPI, client: Client) -> None:
     assert rec.query == {"fieldManager": "me"}
     assert rec.content_type == "application/merge-patch+json"
     assert json.loads(rec.body) == {"metadata": {"labels": {"x": "y"}}}
+
+
+# ---------------------------------------------------------------------------- watch
+
+
+def _watch(raw: httpx2.Client, path: str, **params: str) -> list[dict[str, Any]]:
+    """Every event of one watch request, read until the server ends the stream."""
+    with raw.stream("GET", path, params={"watch": "true", **params}) as response:
+        assert response.status_code == 200
+        assert response.headers["transfer-encoding"] == "chunked"
+        return [json.loads(line) for line in response.iter_lines() if line.strip()]
+
+
+def _cm(name: str, **labels: str) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "default", "labels": labels}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"k": name}}
+
+
+def test_watch_without_version_starts_with_the_current_objects(
+    api: FakeKubeAPI, raw: httpx2.Client
+) -> None:
+    api.put(_cm("a"))
+
+    events = _watch(raw, "/api/v1/namespaces/default/configmaps", timeoutSeconds="1")
+
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
+    assert events[0]["object"]["kind"] == "ConfigMap"
+
+
+def test_watch_from_a_version_streams_each_later_change_once(
+    api: FakeKubeAPI, raw: httpx2.Client, client: Client
+) -> None:
+    api.put(_cm("before"))
+    start = str(api.store.resource_version)
+    client.create(ConfigMap(metadata=ObjectMeta(name="a", namespace="default")))
+    client.patch(ConfigMap, "a", {"data": {"x": "1"}}, namespace="default")
+    client.delete(ConfigMap, "a", namespace="default")
+    api.put({**_cm("other"), "metadata": {"name": "other", "namespace": "kube-system"}})
+
+    events = _watch(
+        raw, "/api/v1/namespaces/default/configmaps", resourceVersion=start, timeoutSeconds="1"
+    )
+
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "a"),
+        ("MODIFIED", "a"),
+        ("DELETED", "a"),
+    ]
+    versions = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert versions == sorted(versions) and versions[0] > int(start)
+
+
+def test_watch_selectors_apply_to_the_old_and_new_object(
+    api: FakeKubeAPI, raw: httpx2.Client, client: Client
+) -> None:
+    start = str(api.store.resource_version)
+    api.put(_cm("a", team="x"))
+    api.put(_cm("a", team="y"))  # leaves the selection
+    api.put(_cm("a", team="x"))  # comes back
+
+    events = _watch(
+        raw,
+        "/api/v1/configmaps",
+        resourceVersion=start,
+        labelSelector="team=x",
+        timeoutSeconds="1",
+    )
+
+    assert [e["type"] for e in events] == ["ADDED", "DELETED", "ADDED"]
+
+
+def test_watch_of_a_compacted_version_answers_410_expired(
+    api: FakeKubeAPI, raw: httpx2.Client
+) -> None:
+    start = str(api.store.resource_version)
+    api.put(_cm("a"))
+    api.store.compact()
+
+    events = _watch(raw, "/api/v1/configmaps", resourceVersion=start, timeoutSeconds="5")
+
+    assert [e["type"] for e in events] == ["ERROR"]
+    assert events[0]["object"]["code"] == 410
+    assert events[0]["object"]["reason"] == "Expired"
+    assert events[0]["object"]["message"].startswith(f"too old resource version: {start} (")
+
+
+def test_watch_sends_bookmarks_when_allowed_and_lives_until_its_timeout(
+    api: FakeKubeAPI, raw: httpx2.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api.store, "BOOKMARK_INTERVAL", 0.2)
+    start = time.monotonic()
+
+    events = _watch(
+        raw,
+        "/api/v1/configmaps",
+        resourceVersion=str(api.store.resource_version),
+        allowWatchBookmarks="true",
+        timeoutSeconds="1",
+    )
+
+    assert 1.0 <= time.monotonic() - start < 3.0
+    assert events and {e["type"] for e in events} == {"BOOKMARK"}
+    assert set(events[0]["object"]["metadata"]) == {"resourceVersion"}
+
+
+def test_lightkube_watch_sees_a_live_change(api: FakeKubeAPI, client: Client) -> None:
+    version = str(api.store.resource_version)
+    timer = threading.Timer(0.2, lambda: api.put(_cm("late")))
+    timer.start()
+    try:
+        stream = client.watch(
+            ConfigMap, namespace="default", resource_version=version, server_timeout=5
+        )
+        kind, obj = next(iter(stream))
+    finally:
+        timer.cancel()
+
+    assert (kind, obj.metadata.name if obj.metadata else None) == ("ADDED", "late")
+    assert api.count("watch", "configmaps") == 1
+
+
+# ---------------------------------------------------------------------------- controller settings
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("0.5", "500m"),
+        ("1.5Gi", "1536Mi"),
+        ("1024Mi", "1Gi"),
+        ("1000", "1k"),
+        ("1500", "1500"),
+        ("2", "2"),
+        ("512Ki", "512Ki"),
+        ("0.5Ki", "512"),
+        ("100m", "100m"),
+        ("0.1m", "100u"),
+        ("1e3", "1e3"),
+        ("1000M", "1G"),
+        ("0", "0"),
+    ],
+)
+def test_quantities_are_written_back_as_go_serializes_them(text: str, canonical: str) -> None:
+    assert canonical_quantity(text) == canonical
+
+
+def test_controller_is_asynchronous_by_default() -> None:
+    with FakeKubeAPI(controller_delay=0.3) as api:
+        api.client().create(profile("late", "late@x"))
+        assert api.get("v1", "Namespace", "late") is None
+        deadline = time.monotonic() + 5
+        while api.get("v1", "Namespace", "late") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.get("v1", "Namespace", "late") is not None
+
+
+def test_charmed_ambient_controller_binds_the_owner_policy_to_a_waypoint() -> None:
+    with FakeKubeAPI(profile_controller="sync", controller_settings=CHARMED_AMBIENT) as api:
+        api.client().create(profile("amb", "amb@x"))
+
+        policy = api.get("security.istio.io/v1beta1", "AuthorizationPolicy", OWNER, "amb")
+        waypoint = api.get("gateway.networking.k8s.io/v1", "Gateway", "waypoint", "amb")
+        namespace = api.get("v1", "Namespace", "amb")
+
+    assert policy is not None and waypoint is not None and namespace is not None
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}
+    ]
+    assert policy["spec"]["rules"][0]["from"][0]["source"]["principals"] == [
+        "cluster.local/ns/kubeflow/sa/istio-ingress-k8s-istio",
+        "cluster.local/ns/kubeflow/sa/kfp-ui",
+    ]
+    assert namespace["metadata"]["labels"]["istio.io/use-waypoint"] == "waypoint"

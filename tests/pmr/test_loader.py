@@ -255,6 +255,25 @@ def test_group_owner_named_as_contributor_is_kept():
     assert roles(only_profile(result)) == {"bob@x.io": Role.EDIT}
 
 
+def test_group_owner_is_accepted_with_a_warning_about_dashboard_access():
+    result = load(
+        """\
+        profiles:
+        - name: team-a
+          owner: {kind: Group, name: ml-admins}
+        """
+    )
+
+    assert only_profile(result).owner.kind == "Group"
+    assert warnings(result) == [
+        "pmr.yaml:3:10: profiles[0].owner: warning: profile 'team-a' is owned by Group "
+        "'ml-admins': its members get Kubernetes RBAC, but Kubeflow grants web access by "
+        "matching the owner's name in the user-id header, so none of them can use the profile "
+        "through the dashboard (kubeflow/kubeflow#4923); make one person the owner and the "
+        "group contributors instead"
+    ]
+
+
 def test_empty_group_in_use_warns():
     result = load(
         """\

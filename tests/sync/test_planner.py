@@ -10,12 +10,22 @@ from profiles_automator.sync.kfam import (
     MANAGER_NAME,
     OWNER_AUTHORIZATION_POLICY,
     OWNER_ROLEBINDING,
+    AccessPolicyOptions,
+    PolicyShape,
     profile_object,
+    same_quota,
 )
 from profiles_automator.sync.planner import PlanOptions, extra_paths, plan, plan_pending
-from profiles_automator.sync.state import ObservedState
-from tests.cluster_sim import SimCluster
-from tests.pmr_builders import desired, kfam_binding, kfam_policy, namespace, profile
+from profiles_automator.sync.state import ObservedState, OwnerPolicy
+from tests.cluster_sim import SimCluster, owner_policy
+from tests.pmr_builders import (
+    desired,
+    kfam_binding,
+    kfam_policy,
+    namespace,
+    policies,
+    profile,
+)
 
 
 def _cluster_in_sync(*profiles, **kwargs) -> SimCluster:
@@ -24,7 +34,7 @@ def _cluster_in_sync(*profiles, **kwargs) -> SimCluster:
     cluster.profiles = copy.deepcopy(dict(want.profiles))
     cluster.reconcile()
     cluster.role_bindings.update(copy.deepcopy(dict(want.role_bindings)))
-    cluster.policies.update(copy.deepcopy(dict(want.authorization_policies)))
+    cluster.policies.update(policies(want))
     return cluster
 
 
@@ -262,12 +272,23 @@ def test_guard_holds_revocations_over_the_limit_but_lets_grants_through():
     cluster = _cluster_in_sync(profile("team-a", contributors=users))
     want = desired(profile("team-a", contributors={"new@example.com": "edit"}))
 
-    result = plan(want, cluster.observed(), PlanOptions(max_revocations=5))
+    result = plan(want, cluster.observed(), PlanOptions(max_revocations=2))
 
-    assert len(result.held) == 6
+    assert len(result.held) == 6  # three people's binding and policy each
     assert all(c.action == "delete" for c in result.held)
     assert {c.action for c in result.changes} == {"create"}
-    assert result.hold_reason == "held 6 revocations (limit 5)"
+    assert result.hold_reason == "held 3 revocations (limit 2)"
+
+
+def test_guard_counts_people_not_objects():
+    users = {f"user{i}@example.com": "view" for i in range(3)}
+    cluster = _cluster_in_sync(profile("team-a", contributors=users))
+    want = desired(profile("team-a"))
+
+    result = plan(want, cluster.observed(), PlanOptions(max_revocations=3))
+
+    assert result.held == ()  # 3 people lose access (6 objects): within the limit
+    assert len([c for c in result.changes if c.is_revocation]) == 6
 
 
 def test_guard_holds_when_too_many_managed_profiles_would_become_stale():
@@ -330,7 +351,10 @@ def test_clusters_filter_excludes_profiles_meant_elsewhere():
 def test_pending_namespaces_get_every_contributor_object_once_they_exist():
     want = desired(profile("team-a", contributors={"alice@example.com": "edit"}))
 
-    changes = plan_pending(want, ["team-a"])
+    owner = OwnerPolicy.from_object(owner_policy("team-a", "owner@example.com"))
+    assert owner is not None
+
+    changes = plan_pending(want, {"team-a": owner})
 
     assert {(c.action, c.kind) for c in changes} == {
         ("create", "RoleBinding"),
@@ -413,3 +437,113 @@ def test_a_half_done_owner_change_is_finished_by_the_next_plan():
     }
     cluster.apply(result.changes)
     assert plan(want, cluster.observed(), PlanOptions()).is_empty
+
+
+# ---------------------------------------------------------------------------- Kubeflow contracts
+
+
+def test_owner_differing_only_in_api_group_says_what_differs():
+    cluster = _cluster_in_sync(profile("team-a"))
+    del cluster.profiles["team-a"]["spec"]["owner"]["apiGroup"]
+
+    result = plan(desired(profile("team-a")), cluster.observed(), PlanOptions())
+
+    (change,) = result.changes
+    assert change.reason == (
+        "owner User owner@example.com: apiGroup (unset) -> rbac.authorization.k8s.io"
+    )
+
+
+def test_canonical_quantities_are_no_drift():
+    team = profile("team-a", hard={"cpu": "0.5", "memory": "1024Mi", "pods": "1000"})
+    cluster = _cluster_in_sync(team)
+    cluster.profiles["team-a"]["spec"]["resourceQuotaSpec"]["hard"] = {
+        "cpu": "500m",
+        "memory": "1Gi",
+        "pods": "1k",
+    }
+
+    assert plan(desired(team), cluster.observed(), PlanOptions()).is_empty
+    assert same_quota({"hard": {"cpu": "1"}}, {"hard": {"cpu": "1000m"}})
+    assert not same_quota({"hard": {"cpu": "1"}}, {"hard": {"cpu": "1001m"}})
+    assert not same_quota({"hard": {"cpu": "1"}}, {"hard": {"cpu": "1", "pods": "2"}})
+    assert not same_quota({"hard": {"cpu": "lots"}}, {"hard": {"cpu": "1"}})
+
+
+def test_contributor_policy_takes_the_owner_policy_shape():
+    shape = PolicyShape(
+        principals=("cluster.local/ns/kubeflow/sa/gw", "cluster.local/ns/kubeflow/sa/kfp-ui"),
+        userid_header="x-user",
+        userid_prefix="oidc:",
+        target_refs=(
+            (("group", "gateway.networking.k8s.io"), ("kind", "Gateway"), ("name", "waypoint")),
+        ),
+    )
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    cluster = _cluster_in_sync(team)
+    cluster.policies[("team-a", OWNER_AUTHORIZATION_POLICY)] = owner_policy(
+        "team-a", "owner@example.com", shape
+    )
+
+    result = plan(desired(team), cluster.observed(), PlanOptions())
+
+    (change,) = result.changes
+    assert change.reason == (
+        "differs from ns-owner-access-istio: principals, user header, user value, "
+        "targetRefs (the owner policy is on a waypoint: ambient mode)"
+    )
+    assert change.body is not None
+    assert change.body["spec"] == {
+        "rules": [
+            {
+                "from": [{"source": {"principals": list(shape.principals)}}],
+                "when": [{"key": "request.headers[x-user]", "values": ["oidc:alice@example.com"]}],
+            }
+        ],
+        "targetRefs": [
+            {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "waypoint"}
+        ],
+    }
+
+
+def test_owner_policy_is_read_for_the_old_or_the_new_owner():
+    policy = owner_policy("team-a", "new@example.com")
+    policy["metadata"]["annotations"]["user"] = "old@example.com"  # spec rewritten, not this
+
+    read = OwnerPolicy.from_object(policy, "new@example.com")
+
+    assert read is not None and read.owner == "new@example.com"
+    assert read.shape.userid_prefix == ""
+    assert OwnerPolicy.from_object({"spec": {"rules": []}}, "x") is None
+
+
+def test_existing_namespace_without_a_profile_is_refused_unless_adopted():
+    team = profile("team-a", contributors={"alice@example.com": "edit"})
+    observed = ObservedState(namespaces={"team-a": namespace("team-a")})
+
+    refused = plan(desired(team), observed, PlanOptions())
+    adopted = plan(desired(team), observed, PlanOptions(adopt_namespaces=True))
+
+    assert [r.name for r in refused.refused] == ["team-a"] and refused.changes == ()
+    assert adopted.refused == ()
+    assert ("create", "Profile", None, "team-a") in _actions(adopted)
+
+
+def test_overrides_take_the_slot_kfam_puts_them_in():
+    owner = PolicyShape(principals=("gw", "kfp"), userid_header="h", userid_prefix="p:")
+    follow = AccessPolicyOptions()
+    override = AccessPolicyOptions(
+        ingress_gateway_principal="gw2",
+        additional_principals=("extra", "kfp"),
+        userid_header="h2",
+    )
+
+    assert follow.shape_for(owner) == owner
+    assert override.shape_for(owner) == PolicyShape(
+        principals=("gw2", "kfp", "extra"), userid_header="h2", userid_prefix="p:"
+    )
+    only_gateway = PolicyShape(principals=("gw",))
+    assert AccessPolicyOptions(kfp_ui_principal="ui").shape_for(only_gateway).principals == (
+        "gw",
+        "ui",
+    )

@@ -415,6 +415,18 @@ class _Loader:
             )
             return None
         owner = Owner(owner_data["kind"], owner_data["name"], owner_data.get("namespace"))
+        if owner.kind == "Group":
+            where = entry if "owner" in value else self.defaults
+            assert where is not None
+            self.warn(
+                where.at("owner"),
+                where.name("owner"),
+                f"profile {name!r} is owned by Group {owner.name!r}: its members get Kubernetes "
+                "RBAC, but Kubeflow grants web access by matching the owner's name in the "
+                "user-id header, so none of them can use the profile through the dashboard "
+                "(kubeflow/kubeflow#4923); make one person the owner and the group "
+                "contributors instead",
+            )
         contributors, grants = self.contributors(entry, owner)
         resources = value["resources"] if "resources" in value else defaults.get("resources", {})
         clusters = value.get("clusters")

@@ -5,9 +5,11 @@ Everything here is I/O through lightkube; every decision was made by the planner
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,9 +19,13 @@ from lightkube.core import generic_client
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
-from profiles_automator.sync.kfam import MANAGER_NAME, OWNER_OBJECT_NAMES
+from profiles_automator.sync.kfam import (
+    MANAGER_NAME,
+    OWNER_AUTHORIZATION_POLICY,
+    OWNER_OBJECT_NAMES,
+)
 from profiles_automator.sync.planner import Change
-from profiles_automator.sync.state import Obj, ObservedState
+from profiles_automator.sync.state import Obj, ObservedState, OwnerPolicy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -158,9 +164,96 @@ def list_profiles(client: Client, retry: RetryPolicy | None = None) -> list[Obj]
     return _list(client, "Profile", retry)
 
 
-def list_namespace_names(client: Client, retry: RetryPolicy | None = None) -> set[str]:
-    """One more list, to see which namespaces the profile controller has made since."""
-    return {n["metadata"]["name"] for n in _list(client, "Namespace", retry)}
+def get_namespace(client: Client, name: str, retry: RetryPolicy | None = None) -> Obj | None:
+    """One Namespace, or None when it does not exist (a field-selected list: no `get` needed)."""
+    found = _list(client, "Namespace", retry, fields={"metadata.name": name})
+    return found[0] if found else None
+
+
+_OWNER_POLICY_FIELDS: Any = {"metadata.name": OWNER_AUTHORIZATION_POLICY}
+
+
+def list_owner_policies(
+    client: Client, retry: RetryPolicy | None = None
+) -> tuple[dict[str, OwnerPolicy], str]:
+    """Every namespace's owner policy (one field-selected list) and the list's resourceVersion.
+
+    The resourceVersion is where a watch picks up, so nothing made in between is missed.
+    """
+
+    def list_all() -> tuple[list[Obj], str]:
+        items = client.list(
+            RESOURCES["AuthorizationPolicy"],
+            namespace=ALL_NS,
+            fields=_OWNER_POLICY_FIELDS,
+            chunk_size=500,
+        )
+        objs = [item if isinstance(item, dict) else item.to_dict() for item in items]
+        return objs, items.resourceVersion
+
+    try:
+        objs, version = _with_retries(
+            list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS
+        )
+    except HTTP_ERRORS as exc:
+        raise diagnose("AuthorizationPolicy", "list", exc) from exc
+    found = {}
+    for obj in objs:
+        policy = OwnerPolicy.from_object(obj)
+        if policy is not None:
+            found[obj["metadata"].get("namespace", "")] = policy
+    return found, version
+
+
+class WatchExpiredError(Exception):
+    """The watch's resourceVersion was compacted away (410): list again, then watch."""
+
+
+def watch_owner_policies(
+    client: Client, resource_version: str, timeout: float
+) -> Iterator[tuple[str, Obj]]:
+    """One watch on owner policies from ``resource_version``, ended after ``timeout`` seconds.
+
+    lightkube's own watch re-opens the stream forever; a sync needs a watch that
+    ends, so this one request goes through lightkube's request builder and is read
+    here, one JSON event per line. BOOKMARKs are yielded too (they move the version on).
+    """
+    generic: Any = getattr(client, "_client")  # noqa: B009 - lightkube's request builder
+    request = generic.prepare_request(
+        "list",
+        res=AuthorizationPolicy,
+        namespace=ALL_NS,
+        watch=True,
+        params={
+            "fieldSelector": f"metadata.name={OWNER_AUTHORIZATION_POLICY}",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, math.ceil(timeout))),
+        },
+    )
+    limits = _HTTPX.Timeout(10.0, read=timeout + 10.0)
+    http = generic._client.build_request(
+        request.method, request.url, params=request.params, timeout=limits
+    )
+    response = generic.send(http, stream=True)
+    try:
+        if response.status_code == 410:
+            raise WatchExpiredError(f"HTTP 410 for resourceVersion {resource_version}")
+        if response.status_code >= 400:
+            response.read()
+            generic.raise_for_status(response)  # an ApiError, like every other call
+        for line in response.iter_lines():
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                if obj.get("code") == 410:
+                    raise WatchExpiredError(obj.get("message", "too old resource version"))
+                raise ClusterError(f"watching owner policies failed: {obj.get('message')}")
+            yield kind, obj
+    finally:
+        response.close()
 
 
 @dataclass(frozen=True)

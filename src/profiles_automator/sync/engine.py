@@ -6,6 +6,7 @@ Shared by the charm and the ``pmr`` command so both behave the same.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -16,17 +17,26 @@ from profiles_automator.gc_pause import no_gc_pauses
 from profiles_automator.pmr.loader import RESERVED_NAMESPACES
 from profiles_automator.pmr.model import PMR
 from profiles_automator.sync.cluster import (
+    HTTP_ERRORS,
     ApplyResult,
     ClusterError,
     Failure,
     RetryPolicy,
+    WatchExpiredError,
     apply_changes,
     delete_profiles,
-    list_namespace_names,
+    get_namespace,
+    list_owner_policies,
     list_profiles,
     observe,
+    watch_owner_policies,
 )
-from profiles_automator.sync.kfam import AccessPolicyOptions, owner_from_subject, personal_group_of
+from profiles_automator.sync.kfam import (
+    AccessPolicyOptions,
+    PolicyShape,
+    owner_from_subject,
+    personal_group_of,
+)
 from profiles_automator.sync.permissions import (
     Permission,
     missing_permissions,
@@ -42,11 +52,19 @@ from profiles_automator.sync.planner import (
     plan_pending,
     stale_names,
 )
-from profiles_automator.sync.state import DesiredState, desired_state
+from profiles_automator.sync.state import (
+    DesiredState,
+    NamespaceRecord,
+    ObservedState,
+    OwnerPolicy,
+    desired_state,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED_CHANGES = 50
+DEFAULT_NAMESPACE_WAIT = 30.0
+MAX_WATCHES = 3
 _PAST = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}
 
 
@@ -60,6 +78,8 @@ class SyncSettings:
     protected_namespaces: tuple[str, ...] = ()
     workers: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # How long a run waits for the profile controller to set up new namespaces.
+    namespace_wait: float = DEFAULT_NAMESPACE_WAIT
 
     def desired(self, pmr: PMR) -> DesiredState:
         """The PMR rendered for this cluster."""
@@ -112,12 +132,13 @@ class SyncReport:
 
     @property
     def in_sync(self) -> bool:
-        """Nothing failed, nothing held, nothing left pending, nothing refused."""
+        """Nothing failed, held, refused or left pending; no permission missing."""
         return (
             not self.failures
             and not self.plan.held
             and not self.pending
             and not self.missing_permissions
+            and not self.plan.refused
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +159,9 @@ class SyncReport:
             "counts_by_kind": self.counts_by_kind(),
             "missing_permissions": [p.to_json() for p in self.missing_permissions],
             "refusal": self.refusal,
+            "refused": [
+                {"profile": r.name, "reason": r.reason, "fix": r.fix} for r in self.plan.refused
+            ],
         }
 
 
@@ -153,9 +177,17 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 def plan_sync(client: Client, pmr: PMR, settings: SyncSettings) -> tuple[Plan, DesiredState]:
     """Observe the cluster and plan, writing nothing."""
+    the_plan, desired, _ = _observe_and_plan(client, pmr, settings)
+    return the_plan, desired
+
+
+def _observe_and_plan(
+    client: Client, pmr: PMR, settings: SyncSettings
+) -> tuple[Plan, DesiredState, ObservedState]:
     with no_gc_pauses():
         desired = settings.desired(pmr)
-        return plan(desired, observe(client, settings.retry), settings.plan_options()), desired
+        observed = observe(client, settings.retry)
+        return plan(desired, observed, settings.plan_options()), desired, observed
 
 
 def sync(
@@ -172,8 +204,9 @@ def sync(
     plan needs; if one is missing, nothing is written and the report says which. A plan
     with nothing to do needs no permission and costs no request.
     """
-    the_plan, desired = plan_sync(client, pmr, settings)
-    missing = preflight(client, _changes_to_check(the_plan, desired), settings)
+    the_plan, desired, observed = _observe_and_plan(client, pmr, settings)
+    changes, watches = _changes_to_check(the_plan, desired)
+    missing = preflight(client, changes, settings, watches=watches)
     if dry_run or missing:
         return SyncReport(
             the_plan,
@@ -183,41 +216,122 @@ def sync(
             missing_permissions=missing,
         )
     result = _apply(client, the_plan.changes, settings)
-    applied, failures = list(result.applied), list(result.failures)
-    pending = the_plan.pending
-    if pending and any(c.kind == "Profile" for c in applied):
-        # The profile controller may already have made some namespaces: one
-        # more list (no sleeping, no polling) and the rest waits for next run.
-        try:
-            present = list_namespace_names(client, settings.retry)
-        except ClusterError as exc:
-            log.warning("namespaces left pending for the next run: %s", exc)
-            present = set()
-        ready = [n for n in pending if n in present]
-        late_changes = plan_pending(desired, ready)
-        late = _apply(client, late_changes, settings)
-        applied.extend(late.applied)
-        failures.extend(late.failures)
-        the_plan = replace(the_plan, changes=(*the_plan.changes, *late_changes))
-        pending = tuple(n for n in pending if n not in ready)
-    return SyncReport(the_plan, tuple(applied), tuple(failures), pending, revision)
-
-
-def preflight(
-    client: Client, changes: list[Change] | tuple[Change, ...], settings: SyncSettings
-) -> tuple[Permission, ...]:
-    """The permissions these changes need that the credentials lack (SelfSubjectAccessReview)."""
-    return missing_permissions(
-        client, required_permissions(changes), workers=settings.workers, retry=settings.retry
+    late = _LateGrants(client, desired, settings, the_plan.pending, observed)
+    late.run(made={c.name for c in result.applied if c.kind in ("Profile", "Namespace")})
+    return SyncReport(
+        replace(the_plan, changes=(*the_plan.changes, *late.changes)),
+        (*result.applied, *late.applied),
+        (*result.failures, *late.failures),
+        tuple(sorted(late.waiting)),
+        revision,
     )
 
 
-def _changes_to_check(the_plan: Plan, desired: DesiredState) -> list[Change]:
-    """The plan, plus the grants of pending namespaces that may appear during this run."""
+class _LateGrants:
+    """Grant contributors in namespaces the profile controller sets up during this run.
+
+    A namespace is ready once its owner policy exists (the controller makes it right
+    after the namespace, and contributor policies copy its shape). One list, then
+    one watch from that list's resourceVersion, granting each namespace as its owner
+    policy appears, for at most ``namespace_wait`` seconds; the rest stays pending.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        desired: DesiredState,
+        settings: SyncSettings,
+        pending: tuple[str, ...],
+        observed: ObservedState,
+    ) -> None:
+        self.client, self.desired, self.settings = client, desired, settings
+        self.waiting = set(pending)
+        # RoleBindings in namespaces that already existed went with the main plan.
+        self.bindings_done = {n for n in pending if n in observed.namespace_records}
+        self.changes: list[Change] = []
+        self.applied: list[Change] = []
+        self.failures: list[Failure] = []
+
+    def run(self, *, made: set[str]) -> None:
+        """Wait only for what the controller has new work for: Profiles this run wrote."""
+        if not self.waiting:
+            return
+        wait = self.settings.namespace_wait if self.waiting & made else 0.0
+        deadline = time.monotonic() + wait
+        try:
+            version = self._list()
+            # One watch; another only if the server ends it early or its version expired.
+            for _ in range(MAX_WATCHES):
+                if not self.waiting & made or time.monotonic() >= deadline:
+                    break
+                try:
+                    version = self._watch(version, deadline, made)
+                except WatchExpiredError as exc:
+                    log.info("watch restarted from a new list: %s", exc)
+                    version = self._list()
+        except (ClusterError, *HTTP_ERRORS) as exc:
+            log.warning("namespaces left pending for the next run: %s", exc)
+        if self.waiting:
+            log.info(
+                "still waiting for %d namespaces; the next run grants them", len(self.waiting)
+            )
+
+    def _list(self) -> str:
+        owners, version = list_owner_policies(self.client, self.settings.retry)
+        self._grant({n: p for n, p in owners.items() if n in self.waiting})
+        return version
+
+    def _watch(self, version: str, deadline: float, made: set[str]) -> str:
+        remaining = deadline - time.monotonic()
+        for kind, obj in watch_owner_policies(self.client, version, remaining):
+            meta = obj.get("metadata") or {}
+            version = meta.get("resourceVersion") or version
+            namespace = meta.get("namespace", "")
+            if kind in ("ADDED", "MODIFIED") and namespace in self.waiting:
+                policy = OwnerPolicy.from_object(obj)
+                if policy is not None:
+                    self._grant({namespace: policy})
+            if not self.waiting & made or time.monotonic() >= deadline:
+                break
+        return version
+
+    def _grant(self, owners: dict[str, OwnerPolicy]) -> None:
+        if not owners:
+            return
+        changes = plan_pending(self.desired, owners, bindings_done=self.bindings_done)
+        result = _apply(self.client, changes, self.settings)
+        self.changes.extend(changes)
+        self.applied.extend(result.applied)
+        self.failures.extend(result.failures)
+        self.waiting -= owners.keys()
+
+
+def preflight(
+    client: Client,
+    changes: list[Change] | tuple[Change, ...],
+    settings: SyncSettings,
+    *,
+    watches: tuple[str, ...] = (),
+) -> tuple[Permission, ...]:
+    """The permissions these changes need that the credentials lack (SelfSubjectAccessReview)."""
+    needed = required_permissions(changes, watches=watches)
+    return missing_permissions(client, needed, workers=settings.workers, retry=settings.retry)
+
+
+def _changes_to_check(
+    the_plan: Plan, desired: DesiredState
+) -> tuple[list[Change], tuple[str, ...]]:
+    """The plan, plus the grants of pending namespaces that may appear during this run.
+
+    Those are written with the shape of owner policies not seen yet; any shape needs the
+    same permissions. Waiting for them takes a watch on owner policies.
+    """
     changes = list(the_plan.changes)
-    if the_plan.pending and any(c.kind == "Profile" for c in changes):
-        changes.extend(plan_pending(desired, the_plan.pending))
-    return changes
+    if not the_plan.pending or not any(c.kind in ("Profile", "Namespace") for c in changes):
+        return changes, ()
+    unseen = {name: OwnerPolicy("", PolicyShape()) for name in the_plan.pending}
+    changes.extend(plan_pending(desired, unseen))
+    return changes, ("AuthorizationPolicy",)
 
 
 def _apply(
@@ -265,6 +379,11 @@ def _unknown_personal_profiles(client: Client, pmr: PMR, settings: SyncSettings)
     return found
 
 
+def _juju_model_namespace(client: Client, name: str, settings: SyncSettings) -> bool:
+    namespace = get_namespace(client, name, settings.retry)
+    return namespace is not None and NamespaceRecord.from_object(namespace).juju_model
+
+
 @dataclass(frozen=True)
 class DeleteOutcome:
     """What an admin's stale-profile deletion did and refused."""
@@ -309,6 +428,11 @@ def delete_stale_profiles(
             )
         elif name not in stale:
             refused[name] = "no such Profile in the cluster"
+        elif _juju_model_namespace(client, name, settings):
+            refused[name] = (
+                "its namespace belongs to a Juju model: deleting the Profile would delete the "
+                "model's namespace; never deleted by this charm"
+            )
         else:
             chosen.append(name)
     if not chosen:

@@ -6,9 +6,10 @@ Central Dashboard's "Manage contributors" lists them and can remove them.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
+
+from lightkube.utils.quantity import parse_quantity
 
 from profiles_automator.pmr.kfam_names import binding_name
 from profiles_automator.pmr.model import Owner, Profile, Role, thaw
@@ -33,32 +34,77 @@ OWNER_AUTHORIZATION_POLICY = "ns-owner-access-istio"
 PROFILE_RESOURCE_QUOTA = "kf-resource-quota"
 OWNER_OBJECT_NAMES = frozenset({OWNER_ROLEBINDING, OWNER_AUTHORIZATION_POLICY})
 
-DEFAULT_INGRESS_GATEWAY_PRINCIPAL = (
+# What the profile controller and KFAM fall back to without their environment
+# (upstream Kubeflow's manifests); Charmed Kubeflow sets other principals.
+UPSTREAM_INGRESS_GATEWAY_PRINCIPAL = (
     "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 )
-DEFAULT_KFP_UI_PRINCIPAL = "cluster.local/ns/kubeflow/sa/ml-pipeline-ui"
-DEFAULT_USERID_HEADER = "kubeflow-userid"
+UPSTREAM_KFP_UI_PRINCIPAL = "cluster.local/ns/kubeflow/sa/ml-pipeline-ui"
+UPSTREAM_USERID_HEADER = "kubeflow-userid"
+
+
+@dataclass(frozen=True)
+class PolicyShape:
+    """How one namespace's policies identify the caller: what KFAM writes there.
+
+    The profile controller and KFAM read the same settings, so the owner's
+    ``ns-owner-access-istio`` shows them for each namespace: the principals
+    allowed to carry the user header, the header, its prefix and (ambient mode)
+    the waypoint the policy is attached to.
+    """
+
+    principals: tuple[str, ...] = (UPSTREAM_INGRESS_GATEWAY_PRINCIPAL, UPSTREAM_KFP_UI_PRINCIPAL)
+    userid_header: str = UPSTREAM_USERID_HEADER
+    userid_prefix: str = ""
+    target_refs: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+    def target_refs_json(self) -> list[dict[str, str]]:
+        """``spec.targetRefs`` as the API holds it."""
+        return [dict(ref) for ref in self.target_refs]
 
 
 @dataclass(frozen=True)
 class AccessPolicyOptions:
-    """How Istio identifies the caller; the charm passes its config."""
+    """The admin's overrides; every empty one follows the namespace's owner policy."""
 
-    ingress_gateway_principal: str = DEFAULT_INGRESS_GATEWAY_PRINCIPAL
-    kfp_ui_principal: str = DEFAULT_KFP_UI_PRINCIPAL
+    ingress_gateway_principal: str = ""
+    kfp_ui_principal: str = ""
     additional_principals: tuple[str, ...] = ()
-    userid_header: str = DEFAULT_USERID_HEADER
+    userid_header: str = ""
     userid_prefix: str = ""
 
-    @functools.cached_property
-    def principals(self) -> tuple[str, ...]:
-        """Callers allowed to carry the user header: gateway first, then KFP UI, then extras."""
-        ordered = [
-            self.ingress_gateway_principal,
-            self.kfp_ui_principal,
-            *self.additional_principals,
-        ]
-        return tuple(dict.fromkeys(p for p in ordered if p))
+    def shape_for(self, owner: PolicyShape) -> PolicyShape:
+        """What KFAM would write in a namespace whose owner policy has ``owner``'s shape.
+
+        KFAM lists the gateway, then the KFP UI (the owner policy's first two
+        principals); an override replaces its slot, extras come last.
+        """
+        principals = list(owner.principals)
+        for slot, override in enumerate((self.ingress_gateway_principal, self.kfp_ui_principal)):
+            if not override:
+                continue
+            if slot < len(principals):
+                principals[slot] = override
+            else:
+                principals.append(override)
+        principals.extend(self.additional_principals)
+        return PolicyShape(
+            principals=tuple(dict.fromkeys(p for p in principals if p)),
+            userid_header=self.userid_header or owner.userid_header,
+            userid_prefix=self.userid_prefix or owner.userid_prefix,
+            target_refs=owner.target_refs,
+        )
+
+
+def freeze_target_refs(refs: Any) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """``spec.targetRefs`` as hashable data (sorted keys; list order kept)."""
+    if not isinstance(refs, list):
+        return ()
+    return tuple(
+        tuple(sorted((str(k), str(v)) for k, v in ref.items()))
+        for ref in refs
+        if isinstance(ref, dict)
+    )
 
 
 def _metadata(name: str, namespace: str | None, user: str | None, role: Role | None) -> dict:
@@ -95,6 +141,35 @@ def normalise_quota(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def same_quota(want: dict[str, Any], have: dict[str, Any]) -> bool:
+    """Equal the way Kubernetes compares quotas: ``0.5`` is ``500m``, ``1Gi`` is ``1024Mi``.
+
+    The profile controller writes quantities back in canonical form; comparing
+    the strings would rewrite such a Profile on every sync.
+    """
+    if want.keys() != have.keys():
+        return False
+    for key, value in want.items():
+        other = have[key]
+        if key != "hard" or not isinstance(value, dict) or not isinstance(other, dict):
+            if value != other:
+                return False
+        elif value.keys() != other.keys() or not all(
+            _same_quantity(value[k], other[k]) for k in value
+        ):
+            return False
+    return True
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    try:
+        return parse_quantity(str(a)) == parse_quantity(str(b))
+    except (ValueError, ArithmeticError):
+        return False  # not a quantity: the API will say so when we write it
+
+
 def quantity_text(value: Any) -> str:
     """``1`` -> ``"1"``, ``0.5`` -> ``"0.5"``; strings are kept as written."""
     if isinstance(value, bool):
@@ -120,26 +195,29 @@ def role_binding(namespace: str, user: str, role: Role) -> dict[str, Any]:
 
 
 def authorization_policy(
-    namespace: str, user: str, role: Role, options: AccessPolicyOptions
+    namespace: str, user: str, role: Role, shape: PolicyShape
 ) -> dict[str, Any]:
     """A contributor AuthorizationPolicy exactly as KFAM creates it (plus our label)."""
+    spec: dict[str, Any] = {
+        "rules": [
+            {
+                "from": [{"source": {"principals": list(shape.principals)}}],
+                "when": [
+                    {
+                        "key": f"request.headers[{shape.userid_header}]",
+                        "values": [f"{shape.userid_prefix}{user}"],
+                    }
+                ],
+            }
+        ]
+    }
+    if shape.target_refs:
+        spec["targetRefs"] = shape.target_refs_json()
     return {
         "apiVersion": AUTHORIZATION_POLICY_API_VERSION,
         "kind": "AuthorizationPolicy",
         "metadata": _metadata(binding_name(user, role), namespace, user, role),
-        "spec": {
-            "rules": [
-                {
-                    "from": [{"source": {"principals": list(options.principals)}}],
-                    "when": [
-                        {
-                            "key": f"request.headers[{options.userid_header}]",
-                            "values": [f"{options.userid_prefix}{user}"],
-                        }
-                    ],
-                }
-            ]
-        },
+        "spec": spec,
     }
 
 

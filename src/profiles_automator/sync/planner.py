@@ -23,8 +23,17 @@ from profiles_automator.sync.kfam import (
     normalise_quota,
     owner_of_namespace,
     personal_group_of,
+    same_quota,
 )
-from profiles_automator.sync.state import DesiredState, NamespacedKey, Obj, ObservedState
+from profiles_automator.sync.state import (
+    DesiredState,
+    NamespacedKey,
+    NamespaceRecord,
+    Obj,
+    ObservedState,
+    OwnerPolicy,
+    PolicyGrant,
+)
 
 Action = Literal["create", "update", "delete", "replace"]
 Kind = Literal["Profile", "Namespace", "RoleBinding", "AuthorizationPolicy"]
@@ -49,6 +58,7 @@ class PlanOptions:
     max_revocations: int = DEFAULT_MAX_REVOCATIONS
     max_stale_fraction: float = DEFAULT_MAX_STALE_FRACTION
     force: bool = False
+    adopt_namespaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,8 @@ class Change:
     # False when the user keeps access in the namespace (a role change, or a
     # binding of the same user and role under another name being tidied up).
     revokes_access: bool = True
+    # Whose access a contributor object carries: the guard counts people, not objects.
+    user: str = field(default="", compare=False)
 
     @property
     def removes_contributor_object(self) -> bool:
@@ -94,6 +106,18 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A PMR profile this run will not create, with why and what the admin can do."""
+
+    name: str
+    reason: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}; {self.fix}"
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything one run would do, plus what it will not do and why."""
 
@@ -102,6 +126,7 @@ class Plan:
     pending: tuple[str, ...] = ()
     held: tuple[Change, ...] = ()
     hold_reason: str | None = None
+    refused: tuple[Refusal, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -169,6 +194,17 @@ def _describe_owner(owner: Mapping[str, Any]) -> str:
     return f"{owner.get('kind', '?')} {owner.get('name', '?')}"
 
 
+def _owner_difference(have: Mapping[str, Any], want: Mapping[str, Any]) -> str:
+    """``owner User a -> User b``, or the one field that differs when the names agree."""
+    if _describe_owner(have) != _describe_owner(want):
+        return f"owner {_describe_owner(have)} -> {_describe_owner(want)}"
+    fields = sorted(k for k in {*have, *want} if have.get(k) != want.get(k))
+    changed = ", ".join(
+        f"{k} {have.get(k, '(unset)')} -> {want.get(k, '(unset)')}" for k in fields
+    )
+    return f"owner {_describe_owner(want)}: {changed}"
+
+
 def plan_profile(name: str, desired: Obj, observed: ObservedState) -> list[Change]:
     """Create or update one Profile, re-owning its namespace when the owner differs."""
     want = _profile_spec(desired)
@@ -209,10 +245,8 @@ def _profile_change(
     have = _profile_spec(current)
     reasons = _missing_metadata(desired, current)
     if want["owner"] != have["owner"]:
-        reasons.append(
-            f"owner {_describe_owner(have['owner'])} -> {_describe_owner(want['owner'])}"
-        )
-    if want["resourceQuotaSpec"] != have["resourceQuotaSpec"]:
+        reasons.append(_owner_difference(have["owner"], want["owner"]))
+    if not same_quota(want["resourceQuotaSpec"], have["resourceQuotaSpec"]):
         reasons.append("resource quota differs")
     if want["plugins"] != have["plugins"]:
         reasons.append("plugins differ")
@@ -292,12 +326,43 @@ def _compare_contributor(
         reasons = _missing_metadata(desired, current)
         have = current.get("spec") or {}
         if have != desired["spec"]:
-            reasons.append("policy rules differ (principals, user header or extra fields)")
+            reasons.append(_policy_difference(have, desired["spec"]))
             # e.g. `action: DENY` added by hand: apply alone would leave it in place
             removals = tuple(f"/spec{p}" for p in extra_paths(desired["spec"], have))
     if not reasons:
         return None
     return Change("update", kind, name, "; ".join(reasons), namespace, desired, removals)
+
+
+def _policy_shape_of(spec: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    try:
+        rule = spec["rules"][0]
+        principals = rule["from"][0]["source"]["principals"]
+        condition = rule["when"][0]
+        return principals, condition["key"], condition["values"]
+    except (KeyError, IndexError, TypeError):
+        return None, None, None
+
+
+def _policy_difference(have: Mapping[str, Any], want: Mapping[str, Any]) -> str:
+    """Why a contributor policy is rewritten, in the terms of the owner policy it follows."""
+    what = []
+    for label, a, b in zip(
+        ("principals", "user header", "user value"),
+        _policy_shape_of(have),
+        _policy_shape_of(want),
+        strict=True,
+    ):
+        if a != b:
+            what.append(label)
+    if have.get("targetRefs") != want.get("targetRefs"):
+        if want.get("targetRefs"):
+            what.append("targetRefs (the owner policy is on a waypoint: ambient mode)")
+        else:
+            what.append("targetRefs (the owner policy has none: sidecar mode)")
+    if not what:
+        what.append("extra rules or fields")
+    return f"differs from {OWNER_AUTHORIZATION_POLICY}: " + ", ".join(what)
 
 
 def _removal(
@@ -320,6 +385,7 @@ def _removal(
         namespace,
         phase=PHASE_REVOKE,
         revokes_access=user not in wanted_users,
+        user=user,
     )
 
 
@@ -330,16 +396,21 @@ def plan_contributors(
     current: Mapping[NamespacedKey, Obj],
     kfam_current: Iterable[NamespacedKey],
     unknown_role: Role | None = None,
+    *,
+    keep: Mapping[str, str] | None = None,
 ) -> list[Change]:
     """Make one namespace's contributor objects of one kind equal to the desired ones.
 
     `unknown_role`: the widest role an unresolved group grants here; an existing object of
-    that role or a narrower one may be that group's doing and is kept.
+    that role or a narrower one may be that group's doing and is kept. ``keep`` (user ->
+    role) names contributors whose objects cannot be written yet (their policy shape is
+    unknown) but must not be removed either.
     """
     changes: list[Change] = []
     wanted_users = {
         _annotations(o).get("user", ""): _annotations(o).get("role", "") for o in desired.values()
     }
+    wanted_users.update(keep or {})
     for key, body in desired.items():
         existing = current.get(key)
         user = _annotations(body).get("user")
@@ -351,12 +422,14 @@ def plan_contributors(
         if drift is not None:
             changes.append(drift)
     for key in kfam_current:
-        if key not in desired:
-            if unknown_role is not None and _maybe_granted(
-                current[key], wanted_users, unknown_role
-            ):
-                continue
-            changes.append(_removal(kind, namespace, key[1], current[key], wanted_users))
+        if key in desired:
+            continue
+        identity = kfam_identity(current[key])
+        if keep and identity and keep.get(identity[0]) == identity[1].value:
+            continue
+        if unknown_role is not None and _maybe_granted(current[key], wanted_users, unknown_role):
+            continue
+        changes.append(_removal(kind, namespace, key[1], current[key], wanted_users))
     return changes
 
 
@@ -389,13 +462,19 @@ def _is_managed(obj: Obj) -> bool:
 def _guard(
     changes: list[Change], stale: list[str], observed: ObservedState, options: PlanOptions
 ) -> tuple[list[Change], list[Change], str | None]:
-    """Hold every revocation when a run looks like an emptied or truncated PMR."""
+    """Hold every revocation when a run looks like an emptied or truncated PMR.
+
+    The limit counts people losing access to a profile: a contributor's RoleBinding
+    and AuthorizationPolicy are one revocation.
+    """
     revocations = [c for c in changes if c.is_revocation]
     if options.force or not revocations:
         return changes, [], None
     reasons = []
-    if len(revocations) > options.max_revocations:
-        reasons.append(f"held {len(revocations)} revocations (limit {options.max_revocations})")
+    people = len({(c.namespace, c.user or c.name) for c in revocations})
+    if people > options.max_revocations:
+        noun = "revocation" if people == 1 else "revocations"
+        reasons.append(f"held {people} {noun} (limit {options.max_revocations})")
     managed = [n for n, p in observed.profiles.items() if _is_managed(p)]
     stale_managed = [n for n in stale if n in managed]
     if managed and len(stale_managed) > options.max_stale_fraction * len(managed):
@@ -435,21 +514,94 @@ def stale_names(
     )
 
 
+def adoption_refusal(
+    name: str, namespace: NamespaceRecord, profile: Obj | None, options: PlanOptions
+) -> Refusal | None:
+    """Why an existing namespace must not become this profile's, or None.
+
+    Re-owning a namespace hands it to the profile controller, and a later
+    stale-profile deletion deletes it with everything in it; so taking over one
+    that no Profile (or another Profile) owns needs the admin's opt-in, and a
+    Juju model's namespace is never taken.
+    """
+    uid = ((profile or {}).get("metadata") or {}).get("uid")
+    others = [
+        owner for owner, owner_uid in namespace.profile_owners if owner != name or owner_uid != uid
+    ]
+    ours = profile is not None and not others
+    rename = "rename the profile in the PMR"
+    if namespace.juju_model and not (ours and namespace.profile_owners):
+        return Refusal(
+            name,
+            f"namespace {name} belongs to a Juju model and is never adopted",
+            f"{rename} (a Juju model's namespace cannot be a profile)",
+        )
+    if ours or options.adopt_namespaces:
+        return None
+    if not others:
+        why = f"namespace {name} exists and no Profile owns it"
+    elif others[0] == name:
+        why = f"namespace {name} is owned by an earlier Profile {name} (another uid)"
+    else:
+        why = f"namespace {name} is owned by Profile {others[0]}"
+    return Refusal(
+        name,
+        why,
+        f"{rename}, or set adopt-namespaces=true (pmr: --adopt-namespaces) to let the profile "
+        "controller take it over (deleting the Profile later deletes the namespace)",
+    )
+
+
+def _grants_in(
+    grants: Mapping[NamespacedKey, PolicyGrant],
+) -> dict[str, dict[NamespacedKey, PolicyGrant]]:
+    grouped: dict[str, dict[NamespacedKey, PolicyGrant]] = {}
+    for key, grant in grants.items():
+        grouped.setdefault(key[0], {})[key] = grant
+    return grouped
+
+
+def _policy_changes(
+    name: str,
+    desired: DesiredState,
+    grants: Mapping[NamespacedKey, PolicyGrant],
+    owner: OwnerPolicy | None,
+    current: Mapping[NamespacedKey, Obj],
+    kfam_current: Iterable[NamespacedKey],
+    unknown: Role | None = None,
+) -> list[Change]:
+    """Contributor policies shaped like the namespace's owner policy.
+
+    Without one yet, nothing can be written (its principals, header and
+    targetRefs are unknown), but the wanted contributors' policies are kept.
+    """
+    kind: Kind = "AuthorizationPolicy"
+    if owner is None:
+        keep = {g.user: g.role.value for g in grants.values()}
+        return plan_contributors(name, kind, {}, current, kfam_current, unknown, keep=keep)
+    wanted = desired.policies_in(grants, owner)
+    return plan_contributors(name, kind, wanted, current, kfam_current, unknown)
+
+
 def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -> Plan:
     """Compute the changes that make the cluster match the PMR, safely."""
     changes: list[Change] = []
     pending: list[str] = []
-    want_rb, want_ap = (
-        _in_namespace(desired.role_bindings),
-        _in_namespace(desired.authorization_policies),
-    )
+    refused: list[Refusal] = []
+    want_rb, want_ap = _in_namespace(desired.role_bindings), _grants_in(desired.policy_grants)
     have_rb, have_ap = (
         _in_namespace(observed.role_bindings),
         _in_namespace(observed.authorization_policies),
     )
     for name, body in desired.profiles.items():
+        record = observed.namespace_records.get(name)
+        if record is not None:
+            refusal = adoption_refusal(name, record, observed.profiles.get(name), options)
+            if refusal is not None:
+                refused.append(refusal)
+                continue
         changes.extend(plan_profile(name, body, observed))
-        if name not in observed.namespaces:
+        if record is None:
             if want_rb.get(name) or want_ap.get(name):
                 pending.append(name)
             continue
@@ -460,15 +612,12 @@ def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -
                 name, "RoleBinding", want_rb.get(name, {}), have_rb.get(name, {}), kfam_rb, unknown
             )
         )
+        owner = observed.owner_policies.get(name)
+        grants = want_ap.get(name, {})
+        if owner is None and grants:
+            pending.append(name)
         changes.extend(
-            plan_contributors(
-                name,
-                "AuthorizationPolicy",
-                want_ap.get(name, {}),
-                have_ap.get(name, {}),
-                kfam_ap,
-                unknown,
-            )
+            _policy_changes(name, desired, grants, owner, have_ap.get(name, {}), kfam_ap, unknown)
         )
     stale = stale_names(
         observed.profiles,
@@ -492,23 +641,32 @@ def plan(desired: DesiredState, observed: ObservedState, options: PlanOptions) -
         pending=tuple(sorted(pending)),
         held=tuple(sorted(held, key=_sort_key)),
         hold_reason=hold_reason,
+        refused=tuple(sorted(refused, key=lambda r: r.name)),
     )
 
 
-def plan_pending(desired: DesiredState, namespaces: Iterable[str]) -> list[Change]:
-    """Contributor objects for namespaces the profile controller has just created.
+def plan_pending(
+    desired: DesiredState,
+    owners: Mapping[str, OwnerPolicy],
+    *,
+    bindings_done: Iterable[str] = (),
+) -> list[Change]:
+    """Contributor objects for namespaces the profile controller has just set up.
 
-    They did not exist when the cluster was observed, so nothing can be in them
-    yet but the controller's own owner objects, which we never touch.
+    They did not exist (or had no owner policy) when the cluster was observed,
+    so nothing of ours can be in them yet; ``bindings_done`` names namespaces
+    whose RoleBindings the main plan already wrote.
     """
-    want_rb, want_ap = (
-        _in_namespace(desired.role_bindings),
-        _in_namespace(desired.authorization_policies),
-    )
+    want_rb, want_ap = _in_namespace(desired.role_bindings), _grants_in(desired.policy_grants)
+    done = set(bindings_done)
     changes: list[Change] = []
-    for name in namespaces:
-        changes.extend(plan_contributors(name, "RoleBinding", want_rb.get(name, {}), {}, ()))
+    for name, owner in owners.items():
+        if name not in done:
+            changes.extend(plan_contributors(name, "RoleBinding", want_rb.get(name, {}), {}, ()))
+        grants = want_ap.get(name, {})
         changes.extend(
-            plan_contributors(name, "AuthorizationPolicy", want_ap.get(name, {}), {}, ())
+            plan_contributors(
+                name, "AuthorizationPolicy", desired.policies_in(grants, owner), {}, ()
+            )
         )
     return sorted(changes, key=_sort_key)
