@@ -40,6 +40,7 @@ from profiles_automator.sources.fetch import (
     GitSource,
     MemoryCache,
     Source,
+    UntrustedTLSError,
     fetch_pmr,
 )
 from profiles_automator.sources.git import prune_cache
@@ -55,14 +56,22 @@ LIST_STALE = "list-stale-profiles"
 DELETE_STALE = "delete-stale-profiles"
 SHOW_GROUPS = "show-groups"
 IDP_OPTION = "idp-credentials"
+# Secret keys must match Juju's rule ^([a-z](?:-?[a-z0-9]){2,})$ (no dots): `juju add-secret`
+# refuses any other key. tests/test_secret_keys.py checks every key in SECRET_KEYS.
 TOKEN_KEY = "token"
 USERNAME_KEY = "username"
-CA_KEY = "ca.crt"
+CA_KEY = "ca-cert"
 SSH_KEY_KEY = "ssh-key"
 KNOWN_HOSTS_KEY = "known-hosts"
 TOKEN_OPTION = "token-secret-id"
 CA_OPTION = "ca-secret-id"
 SSH_KEY_OPTION = "ssh-key-secret-id"
+# The keys each secret option's secret holds.
+SECRET_KEYS = {
+    TOKEN_OPTION: (TOKEN_KEY, USERNAME_KEY),
+    CA_OPTION: (CA_KEY,),
+    SSH_KEY_OPTION: (SSH_KEY_KEY, KNOWN_HOSTS_KEY),
+}
 # How `juju update-secret` sets the keys whose values are files.
 _FILE_KEYS = {
     SSH_KEY_KEY: f"{SSH_KEY_KEY}#file=deploy-key",
@@ -70,6 +79,25 @@ _FILE_KEYS = {
 }
 # The bare repository of a git source, kept between hooks next to the charm's own files.
 GIT_CACHE_DIR = ".pmr-git-cache"
+# The libraries under the engine log several records per HTTP request (httpx2/httpcore2 under
+# lightkube, urllib3 under requests). Through ops each record is one `juju-log` process, so a
+# sync would log thousands; at WARNING a hook logs its summary and its problems only.
+QUIET_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "hpack",
+    "h2",
+    "urllib3",
+    "requests",
+    "charset_normalizer",
+    "lightkube",
+    "msal",
+    "ldap3",
+    "dulwich",
+    "paramiko",
+)
 ALL_PROFILES = "all"
 STANDBY_MESSAGE = "standby: the leader syncs"
 STATUS_LIMIT = 120  # status lines listing names are kept shorter than this
@@ -112,6 +140,8 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         # The fetcher's ETag cache and the last commit validated: an unmoved branch costs one
         # conditional request (free against GitHub's rate limit) and no file downloads.
         self._stored.set_default(http_cache="", revision="")
@@ -431,6 +461,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
                 f"cannot fetch the PMR: {exc}: juju update-secret {name} "
                 f"{KNOWN_HOSTS_KEY}#file=known_hosts"
             ) from exc
+        except UntrustedTLSError as exc:
+            advice = self._ca_advice(config, configured=exc.ca_configured)
+            raise SyncBlockedError(f"cannot fetch the PMR: {exc.problem}; {advice}") from exc
         except FetchError as exc:
             raise SyncBlockedError(f"cannot fetch the PMR: {exc}") from exc
         finally:
@@ -491,6 +524,20 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             logger.warning("cannot keep the git cache in %s (%s); fetching without it", path, exc)
             return None
         return path
+
+    def _ca_advice(self, config: CharmConfig, *, configured: bool) -> str:
+        """How to make the server's CA trusted, naming `ca-secret-id` and the commands."""
+        if configured and config.ca_secret_id is not None:
+            name = config.ca_secret_id.id or "SECRET"
+            return (
+                f"the CA in `{CA_OPTION}` did not sign its certificate: "
+                f"juju update-secret {name} {CA_KEY}#file=ca.pem"
+            )
+        return (
+            f"for a private CA, set `{CA_OPTION}`: juju add-secret pmr-ca {CA_KEY}#file=ca.pem; "
+            f"juju grant-secret pmr-ca {self.app.name}; "
+            f"juju config {self.app.name} {CA_OPTION}=SECRET_ID"
+        )
 
     @contextlib.contextmanager
     def _kubernetes(self) -> Iterator[lightkube.Client]:

@@ -192,7 +192,7 @@ def tls_github(ca: Any) -> Iterator[FakeGitHub]:
 def test_private_ca_from_the_ca_secret(
     ctx: testing.Context[Any], kube: FakeKubeAPI, tls_github: FakeGitHub, ca: Any
 ):
-    secret = testing.Secret({"ca.crt": ca.cert_pem.bytes().decode()}, owner=None)
+    secret = testing.Secret({"ca-cert": ca.cert_pem.bytes().decode()}, owner=None)
     config = {"repository": REPO, "github-api-url": tls_github.api_url, "ca-secret-id": secret.id}
 
     out = ctx.run(ctx.on.config_changed(), leader(config, secrets={secret}))
@@ -211,6 +211,28 @@ def test_without_the_ca_secret_tls_fails_and_blocks(
     assert out.unit_status.message.startswith(
         "cannot fetch the PMR: could not establish a trusted TLS connection"
     )
+    assert out.unit_status.message.endswith(
+        f"for a private CA, set `ca-secret-id`: juju add-secret pmr-ca ca-cert#file=ca.pem; "
+        f"juju grant-secret pmr-ca {APP}; juju config {APP} ca-secret-id=SECRET_ID"
+    )
+    assert kube.requests == []
+
+
+def test_a_ca_that_did_not_sign_the_certificate_names_the_secret_to_update(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, tls_github: FakeGitHub
+):
+    other_ca = trustme.CA()
+    secret = testing.Secret({"ca-cert": other_ca.cert_pem.bytes().decode()}, owner=None)
+    config = {"repository": REPO, "github-api-url": tls_github.api_url, "ca-secret-id": secret.id}
+
+    out = ctx.run(ctx.on.config_changed(), leader(config, secrets={secret}))
+
+    assert isinstance(out.unit_status, ops.BlockedStatus)
+    assert "certificate verification failed" in out.unit_status.message
+    assert out.unit_status.message.endswith(
+        f"the CA in `ca-secret-id` did not sign its certificate: "
+        f"juju update-secret {secret.id} ca-cert#file=ca.pem"
+    )
     assert kube.requests == []
 
 
@@ -223,8 +245,8 @@ def test_ca_secret_without_the_key_blocks(
     out = ctx.run(ctx.on.config_changed(), leader(config, secrets={secret}))
 
     assert out.unit_status == ops.BlockedStatus(
-        f"the secret in `ca-secret-id` has no `ca.crt` key: juju update-secret {secret.id} "
-        "ca.crt=..."
+        f"the secret in `ca-secret-id` has no `ca-cert` key: juju update-secret {secret.id} "
+        "ca-cert=..."
     )
 
 

@@ -26,3 +26,16 @@ class RateLimitedError(FetchError):
     def __init__(self, message: str, reset_at: datetime | None = None) -> None:
         super().__init__(message)
         self.reset_at = reset_at
+
+
+class UntrustedTLSError(FetchError):
+    """The server's certificate could not be verified, or the TLS handshake failed.
+
+    `problem` says what failed without advice, so that a front end (the charm, the CLI) can
+    name its own way to configure the CA; `str()` carries the generic advice.
+    """
+
+    def __init__(self, message: str, problem: str, *, ca_configured: bool) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.ca_configured = ca_configured

@@ -20,7 +20,7 @@ from pathlib import Path
 import requests
 
 from profiles_automator.sources.document import PMRDocument, check_document
-from profiles_automator.sources.errors import FetchError, RateLimitedError
+from profiles_automator.sources.errors import FetchError, RateLimitedError, UntrustedTLSError
 from profiles_automator.sources.git import GitReader
 from profiles_automator.sources.github import GitHubReader
 from profiles_automator.sources.http_cache import DirectoryCache, HTTPCache, MemoryCache
@@ -47,6 +47,7 @@ __all__ = [
     "RateLimitedError",
     "Source",
     "URLSource",
+    "UntrustedTLSError",
     "fetch_pmr",
     "source_from_options",
 ]

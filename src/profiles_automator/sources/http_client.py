@@ -38,7 +38,7 @@ import requests
 import urllib3.exceptions
 
 from profiles_automator.sources.document import too_large_error
-from profiles_automator.sources.errors import FetchError, RateLimitedError
+from profiles_automator.sources.errors import FetchError, RateLimitedError, UntrustedTLSError
 from profiles_automator.sources.http_cache import HTTPCache
 from profiles_automator.sources.url_policy import display_url, origin, url_problem
 
@@ -396,7 +396,7 @@ class HTTPClient:
             reset_at,
         )
 
-    def _tls_error(self, exc: BaseException, url: str, what: str) -> FetchError:
+    def _tls_error(self, exc: BaseException, url: str, what: str) -> UntrustedTLSError:
         reason = "the TLS handshake failed"
         for cause in _causes(exc):
             if isinstance(cause, ssl.SSLCertVerificationError):
@@ -411,9 +411,12 @@ class HTTPClient:
                 "if the server uses a certificate from a private CA, configure that CA's "
                 "certificate (PEM) as the CA bundle"
             )
-        return FetchError(
+        problem = (
             f"could not establish a trusted TLS connection to {_host(url)} while {what}: "
-            f"{self.scrub(reason)}; {advice}"
+            f"{self.scrub(reason)}"
+        )
+        return UntrustedTLSError(
+            f"{problem}; {advice}", problem, ca_configured=self._ca_pem is not None
         )
 
     def _describe_failure(
