@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,7 +90,9 @@ def test_a_non_leader_stands_by(
 def test_a_token_secret_is_read_and_sent(unit: JujuUnit, kube: FakeKubeAPI, github: FakeGitHub):
     github.create_repo("org/private", private=True)
     github.commit("org/private", {"pmr.yaml": MINIMAL_PMR})
-    unit.configure(repository="org/private", token_secret_id=unit.add_secret({"token": GOOD_TOKEN}))
+    unit.configure(
+        repository="org/private", token_secret_id=unit.add_secret({"token": GOOD_TOKEN})
+    )
 
     run = unit.hook("config-changed")
 
@@ -142,21 +145,22 @@ def test_a_private_ca_in_ca_secret_id_is_trusted(
     run = unit.hook("secret-changed")
 
     assert blocked.unit_status[0] == "blocked"
-    assert "set `ca-secret-id`: juju add-secret pmr-ca ca-cert#file=ca.pem" in (
-        blocked.unit_status[1]
+    assert (
+        "set `ca-secret-id`: juju add-secret pmr-ca ca-cert#file=ca.pem"
+        in (blocked.unit_status[1])
     )
     assert run.returncode == 0, run.stderr
     assert run.unit_status == ("active", f"1 profile in sync @ {head(tls_github)[:7]}")
 
 
 def test_juju_refuses_secret_keys_it_cannot_store(unit: JujuUnit, tmp_path: Path):
-    with pytest.raises(ValueError, match='key "ca.crt" not valid'):
+    with pytest.raises(ValueError, match=r'key "ca\.crt" not valid'):
         unit.add_secret({"ca.crt": "PEM"})
     secret = unit.add_secret({"ca-cert": "PEM"})
     state = tmp_path / "state.json"
+    bare = secret.removeprefix("secret:")
     state.write_text(
-        '{"model_uuid": "u", "secrets": {"%s": {"content": {"ca-cert": "PEM"}}}}'
-        % secret.removeprefix("secret:")
+        json.dumps({"model_uuid": "u", "secrets": {bare: {"content": {"ca-cert": "PEM"}}}})
     )
 
     def secret_get(*args: str) -> subprocess.CompletedProcess[str]:
