@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,18 @@ TOOL_NAMES = (
 
 
 def charm_python() -> Path:
-    """The interpreter the charm runs on: Python 3.12 (the base's) when present, else ours."""
-    if found := shutil.which("python3.12"):
-        # pyenv shims need pyenv's environment: ask the interpreter for its real path.
+    """The interpreter the charm runs on: Python 3.12 (the base's) when present, else ours.
+
+    Looks on PATH, then in pyenv's versions (whose shims only work for the selected version),
+    then in /usr/bin; set CHARM_PYTHON to choose one.
+    """
+    candidates = [os.environ.get("CHARM_PYTHON", ""), shutil.which("python3.12") or ""]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(str(p) for p in pyenv_root.glob("versions/3.12*/bin/python3.12"))
+    candidates.append("/usr/bin/python3.12")
+    for candidate in filter(None, candidates):
         real = subprocess.run(
-            [found, "-c", "import sys; print(sys.executable)"],
+            [candidate, "-c", "import sys; print(sys.executable)"],
             capture_output=True,
             text=True,
             check=False,
@@ -94,11 +102,14 @@ def stage_charm(target: Path, python: Path) -> Path:
     # The pinned set, installed flat like the plugin's venv/ (PYTHONPATH=lib:venv).
     subprocess.run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--quiet",
+            "--no-compile",
             "--disable-pip-version-check",
             "--no-deps",
             "--only-binary=:all:",
@@ -110,6 +121,16 @@ def stage_charm(target: Path, python: Path) -> Path:
         check=True,
         env={**os.environ, "PIP_NO_INPUT": "1"},
     )
+    return target
+
+
+def unpack_charm(charm: Path, target: Path) -> Path:
+    """Unzip a packed .charm into `target` as Juju does, keeping the files' modes."""
+    with zipfile.ZipFile(charm) as archive:
+        for info in archive.infolist():
+            path = Path(archive.extract(info, target))
+            if mode := (info.external_attr >> 16) & 0o777:
+                path.chmod(mode)
     return target
 
 

@@ -8,12 +8,13 @@ actions, and asserts on the returned `Run` and on the fakes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.dispatch.agent import JujuUnit, charm_python, stage_charm
+from tests.dispatch.agent import JujuUnit, charm_python, stage_charm, unpack_charm
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.kube_api import FakeKubeAPI
 
@@ -29,8 +30,15 @@ def python() -> Path:
 
 @pytest.fixture(scope="session")
 def staged_charm(tmp_path_factory: pytest.TempPathFactory, python: Path) -> Path:
-    """The charm directory, staged once per session (installing the pins takes a while)."""
-    return stage_charm(tmp_path_factory.mktemp("staged-charm"), python)
+    """The charm directory, staged once per session (installing the pins takes a while).
+
+    With CHARM_PATH set to a packed .charm (from `charmcraft pack`), that charm is unzipped
+    and tested instead of a staging of the working tree.
+    """
+    target = tmp_path_factory.mktemp("staged-charm")
+    if packed := os.environ.get("CHARM_PATH"):
+        return unpack_charm(Path(packed), target)
+    return stage_charm(target, python)
 
 
 @pytest.fixture

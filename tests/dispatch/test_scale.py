@@ -37,4 +37,4 @@ def test_a_100_by_10_first_sync_makes_few_juju_log_calls(
     assert run.unit_status == ("active", f"{PROFILES} profiles in sync @ {head(github)[:7]}")
     assert len(kube.list("kubeflow.org/v1", "Profile")) == PROFILES
     assert kube.count("apply") + kube.count("patch") >= PROFILES * (1 + 2 * CONTRIBUTORS)
-    assert len(run.tool_calls("juju-log")) <= MAX_LOG_CALLS, run.logs
+    assert len(run.tool_calls("juju-log")) <= MAX_LOG_CALLS, "\n".join(run.logs)
