@@ -63,7 +63,9 @@ def test_every_key_the_charm_reads_is_valid(key: str):
 def test_every_secret_option_has_its_keys():
     options = {name for name, spec in _options().items() if spec["type"] == "secret"}
 
-    assert set(charm.SECRET_KEYS) == options
+    assert set(charm.SECRET_KEYS) == options, (
+        "list the keys each secret option's secret holds in charm.SECRET_KEYS"
+    )
 
 
 @pytest.mark.parametrize(("document", "key"), sorted(_documented_keys()))
