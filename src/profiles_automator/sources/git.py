@@ -51,7 +51,7 @@ from urllib3.util import parse_url
 
 from profiles_automator.sources import http_client
 from profiles_automator.sources.document import check_document, looks_like_html, too_large_error
-from profiles_automator.sources.errors import FetchError
+from profiles_automator.sources.errors import FetchError, UntrustedTLSError
 from profiles_automator.sources.http_client import Credentials
 from profiles_automator.sources.source import GitSource
 from profiles_automator.sources.ssh import (
@@ -465,9 +465,12 @@ class GitReader:
                 else "if the server uses a certificate from a private CA, configure that "
                 "CA's certificate (PEM) as the CA bundle"
             )
-            return FetchError(
+            problem = (
                 f"could not establish a trusted TLS connection to {host}: certificate "
-                f"verification failed ({verify.verify_message}); {advice}"
+                f"verification failed ({verify.verify_message})"
+            )
+            return UntrustedTLSError(
+                f"{problem}; {advice}", problem, ca_configured=bool(self._credentials.ca_pem)
             )
         if any(isinstance(c, paramiko.AuthenticationException) for c in causes):
             return FetchError(
