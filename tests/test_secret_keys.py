@@ -13,6 +13,7 @@ import pytest
 
 import charm
 import charm_config
+from profiles_automator.identity import resolver
 
 ROOT = Path(__file__).resolve().parents[1]
 JUJU_SECRET_KEY = re.compile(r"^([a-z](?:-?[a-z0-9]){2,})$")
@@ -27,8 +28,10 @@ ADD_SECRET = re.compile(r"juju add-secret[ \t]+\S+((?:[ \t]+[^\s;&|`]+)+)")
 
 
 def _code_keys() -> set[str]:
-    """The secret keys the charm's code names: SECRET_KEYS and every `*_KEY` constant."""
+    """The secret keys the code names: SECRET_KEYS, every `*_KEY` constant, the providers'."""
     keys = {key for names in charm.SECRET_KEYS.values() for key in names}
+    for table in (resolver.REQUIRED_KEYS, resolver.OPTIONAL_KEYS):
+        keys |= {key for names in table.values() for key in names}
     for module in (charm, charm_config):
         for name, value in vars(module).items():
             if name.endswith("_KEY") and isinstance(value, str):

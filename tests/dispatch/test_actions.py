@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from tests.dispatch.agent import APP, ROOT, JujuUnit
-from tests.dispatch.conftest import head
+from tests.dispatch.conftest import REPO, head
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes.kube_api import FakeKubeAPI
 
@@ -31,7 +31,12 @@ def _profiles(kube: FakeKubeAPI) -> list[str]:
 def test_every_action_is_covered():
     actions = set(yaml.safe_load((ROOT / "actions.yaml").read_text()))
 
-    assert actions == {"sync-now", "list-stale-profiles", "delete-stale-profiles"}
+    assert actions == {
+        "sync-now",
+        "list-stale-profiles",
+        "delete-stale-profiles",
+        "show-groups",
+    }
 
 
 def test_sync_now_reports_the_changes(unit: JujuUnit, kube: FakeKubeAPI, github: FakeGitHub):
@@ -83,3 +88,29 @@ def test_actions_on_a_non_leader_fail_with_the_command(unit: JujuUnit):
 
     assert run.returncode == 0, run.stderr
     assert run.action_failure == f"run this on the leader unit: juju run {APP}/leader sync-now"
+
+
+GROUPS_PMR = b"""
+groups:
+  ml-team: {members: [alice@example.com, bob@example.com]}
+profiles:
+- name: ml-engineers
+  owner: {kind: User, name: admin@example.com}
+  contributors:
+  - {group: ml-team, role: edit}
+"""
+
+
+def test_show_groups_lists_a_group_and_its_members(unit: JujuUnit, github: FakeGitHub):
+    github.commit(REPO, {"pmr.yaml": GROUPS_PMR})
+
+    run = unit.action("show-groups", group="ml-team")
+    unknown = unit.action("show-groups", group="nobody")
+
+    assert run.returncode == 0, run.stderr
+    assert run.action_failure is None
+    assert run.action_results["revision"] == head(github)
+    assert "ml-team" in run.action_results["groups"]
+    members = run.action_results["members"].splitlines()
+    assert [line.split()[0] for line in members] == ["alice@example.com", "bob@example.com"]
+    assert unknown.action_failure == "no group 'nobody' in the PMR; groups: ml-team"
