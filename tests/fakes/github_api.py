@@ -8,6 +8,13 @@ them, a bad token gets 401 everywhere), fault injection and a request log. It al
 arbitrary files under chosen paths (for URL sources) and redirects (to check that tokens do
 not follow a redirect to another host). With `tls=` (a `trustme` leaf certificate) it speaks
 HTTPS.
+
+GitHub Apps (`add_app`): ``POST /app/installations/{id}/access_tokens`` verifies the JWT's RS256
+signature with the App's public key and its `iat`/`exp`/`iss` claims the way GitHub does (exp at
+most 10 minutes ahead, iat not in the future), and issues `ghs_` tokens that expire and are then
+refused. Commit statuses: ``POST /repos/{owner}/{repo}/statuses/{sha}`` checks the token's
+right to write statuses, validates the body like GitHub (state, 140-character description) and
+records each status on the repository (`FakeRepo.statuses`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -28,8 +36,13 @@ from types import TracebackType
 from typing import Any, Protocol, Self, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import jwt
+
 GOOD_TOKEN = "ghp_fake_good_token_0001"
 _API_ROUTE = re.compile(r"^/repos/([^/]+)/([^/]+)(/.*)?$")
+_TOKEN_ROUTE = re.compile(r"^/app/installations/([^/]+)/access_tokens$")
+_STATUS_ROUTE = re.compile(r"^/repos/([^/]+)/([^/]+)/statuses/([^/]+)$")
+_STATUS_STATES = frozenset({"error", "failure", "pending", "success"})
 
 
 class ServerCert(Protocol):
@@ -50,6 +63,7 @@ class FakeRepo:
     private: bool = False
     default_branch: str = "main"
     readers: set[str] | None = None  # tokens that may see it if private; None: any valid token
+    statuses: list[dict[str, Any]] = field(default_factory=list)  # commit statuses, oldest first
 
     def resolve(self, ref: str) -> str | None:
         """Resolve a branch, tag, full SHA or unique SHA prefix (>= 7 chars) to a commit."""
@@ -64,6 +78,36 @@ class FakeRepo:
             if len(matches) == 1:
                 return matches[0]
         return None
+
+
+@dataclass
+class FakeInstallation:
+    """A GitHub App's installation on an account: which repositories, which permissions."""
+
+    account: str
+    repositories: set[str] | None = None  # repository names ("repo"); None: all of them
+    permissions: dict[str, str] = field(
+        default_factory=lambda: {"contents": "read", "metadata": "read", "statuses": "write"}
+    )
+    suspended: bool = False
+
+
+@dataclass
+class FakeApp:
+    """A GitHub App: its ID, the public half of its key, and its installations by ID."""
+
+    app_id: str
+    public_key: Any
+    installations: dict[str, FakeInstallation] = field(default_factory=dict)
+
+
+@dataclass
+class IssuedToken:
+    """An installation token the fake issued: when it expires and what it may do."""
+
+    expires_at: float
+    repositories: set[str]  # "owner/repo" names
+    permissions: dict[str, str]
 
 
 @dataclass
@@ -135,6 +179,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             self.close_connection = True
 
+    def do_POST(self) -> None:
+        self.do_GET()
+
     def log_message(self, format: str, *args: Any) -> None:
         """Do not write to stderr."""
 
@@ -161,6 +208,9 @@ class FakeGitHub:
         self.redirects: dict[str, tuple[int, str]] = {}
         self.faults: list[Fault] = []
         self.log: list[LoggedRequest] = []
+        self.apps: dict[str, FakeApp] = {}
+        self.issued: dict[str, IssuedToken] = {}
+        self.installation_token_lifetime = 3600.0
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
@@ -217,6 +267,18 @@ class FakeGitHub:
         state.commits[sha] = tree
         state.branches[branch] = sha
         return sha
+
+    def add_app(
+        self, app_id: str, public_key: Any, installations: Mapping[str, FakeInstallation]
+    ) -> FakeApp:
+        """Register a GitHub App (`public_key`: a `cryptography` RSA public key)."""
+        app = FakeApp(app_id, public_key, dict(installations))
+        self.apps[app_id] = app
+        return app
+
+    def statuses(self, repo: str) -> list[dict[str, Any]]:
+        """The commit statuses set on `repo`, oldest first."""
+        return list(self.repos[repo].statuses)
 
     def tag(self, repo: str, name: str, sha: str) -> None:
         """Point tag `name` at commit `sha`."""
@@ -296,8 +358,10 @@ class FakeGitHub:
 
     def _handle(self, handler: _Handler) -> None:
         entry = LoggedRequest(
-            "GET", handler.path, {k.lower(): v for k, v in handler.headers.items()}
+            handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}
         )
+        length = int(handler.headers.get("Content-Length") or 0)
+        payload = handler.rfile.read(length) if length else b""
         with self._lock:
             self.log.append(entry)
             fault = next(
@@ -321,7 +385,9 @@ class FakeGitHub:
                 self._send(handler, entry, fault.status, fault.body, headers)
                 return
         route = entry.route
-        if route in self.redirects:
+        if entry.method == "POST":
+            self._serve_post(handler, entry, route[len(self.api_prefix) :], payload)
+        elif route in self.redirects:
             status, location = self.redirects[route]
             self._send(handler, entry, status, b"", {"Location": location})
         elif route in self.raw_files:
@@ -332,14 +398,170 @@ class FakeGitHub:
             self._json(handler, entry, 404, {"message": "Not Found"}, api=False)
 
     def _token(self, entry: LoggedRequest) -> tuple[bool, str | None]:
-        """Return (acceptable, token): a present but unknown token is not acceptable."""
+        """Return (acceptable, token): a present but unknown or expired token is not."""
         value = entry.headers.get("authorization")
         if value is None:
             return True, None
         scheme, _, token = value.partition(" ")
-        if scheme.lower() not in {"bearer", "token"} or token not in self.tokens:
+        if scheme.lower() not in {"bearer", "token"}:
             return False, None
-        return True, token
+        issued = self.issued.get(token)
+        if issued is not None:
+            return issued.expires_at > time.time(), token
+        return token in self.tokens, token if token in self.tokens else None
+
+    # --- writes: installation tokens and commit statuses ---------------------------------
+
+    def _serve_post(
+        self, handler: _Handler, entry: LoggedRequest, route: str, payload: bytes
+    ) -> None:
+        try:
+            data = json.loads(payload or b"{}")
+        except ValueError:
+            self._json(handler, entry, 400, {"message": "Problems parsing JSON"})
+            return
+        if not isinstance(data, dict):
+            self._json(handler, entry, 400, {"message": "Problems parsing JSON"})
+        elif match := _TOKEN_ROUTE.match(route):
+            self._issue_token(handler, entry, unquote(match.group(1)), data)
+        elif match := _STATUS_ROUTE.match(route):
+            name = f"{unquote(match.group(1))}/{unquote(match.group(2))}"
+            self._create_status(handler, entry, name, unquote(match.group(3)), data)
+        else:
+            self._json(handler, entry, 404, {"message": "Not Found"})
+
+    def _issue_token(
+        self, handler: _Handler, entry: LoggedRequest, installation_id: str, data: dict[str, Any]
+    ) -> None:
+        app, problem = self._verify_app_jwt(entry)
+        if app is None:
+            self._json(handler, entry, 401, {"message": problem})
+            return
+        installation = app.installations.get(installation_id)
+        if installation is None:
+            self._json(handler, entry, 404, {"message": "Not Found"})
+            return
+        if installation.suspended:
+            self._json(handler, entry, 403, {"message": "This installation has been suspended"})
+            return
+        wanted = data.get("repositories")
+        owned = {name for name in self.repos if name.split("/", 1)[0] == installation.account}
+        if installation.repositories is not None:
+            owned &= {f"{installation.account}/{repo}" for repo in installation.repositories}
+        scope = owned
+        if wanted is not None:
+            asked = {f"{installation.account}/{repo}" for repo in wanted or [] if isinstance(repo, str)}
+            if not isinstance(wanted, list) or not asked <= owned:
+                self._json(
+                    handler,
+                    entry,
+                    422,
+                    {
+                        "message": "There is at least one repository that does not exist or is "
+                        "not accessible to the parent installation."
+                    },
+                )
+                return
+            scope = asked
+        token = "ghs_" + secrets.token_hex(18)
+        expires = time.time() + self.installation_token_lifetime
+        with self._lock:
+            self.issued[token] = IssuedToken(expires, scope, dict(installation.permissions))
+        body = {
+            "token": token,
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires)),
+            "permissions": installation.permissions,
+            "repository_selection": "selected" if wanted or installation.repositories else "all",
+        }
+        self._json(handler, entry, 201, body)
+
+    def _verify_app_jwt(self, entry: LoggedRequest) -> tuple[FakeApp | None, str]:
+        """The App whose key signed a valid JWT, or None and GitHub's message for a 401."""
+        scheme, _, token = entry.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None, "A JSON web token could not be decoded"
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            return None, "A JSON web token could not be decoded"
+        app = self.apps.get(str(claims.get("iss")))
+        if app is None:
+            return None, "Integration not found"
+        try:
+            jwt.decode(
+                token,
+                app.public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"], "verify_exp": False},
+            )
+        except jwt.PyJWTError:
+            return None, "A JSON web token could not be decoded"
+        now = time.time()
+        if not isinstance(claims["exp"], int) or claims["exp"] <= now:
+            return None, (
+                "'Expiration time' claim ('exp') must be a numeric value representing the "
+                "future time at which the assertion expires"
+            )
+        if claims["exp"] > now + 600:
+            return None, "'Expiration time' claim ('exp') is too far in the future"
+        if not isinstance(claims["iat"], int) or claims["iat"] > now:
+            return None, (
+                "'Issued at' claim ('iat') must be an Integer representing the time that the "
+                "assertion was issued"
+            )
+        return app, ""
+
+    def _create_status(
+        self,
+        handler: _Handler,
+        entry: LoggedRequest,
+        name: str,
+        sha: str,
+        data: dict[str, Any],
+    ) -> None:
+        acceptable, token = self._token(entry)
+        if not acceptable:
+            self._json(handler, entry, 401, {"message": "Bad credentials"})
+            return
+        repo = self.repos.get(name)
+        if repo is None or not self._may_see(repo, token, name):
+            self._json(handler, entry, 404, {"message": "Not Found"})
+            return
+        if token is None:
+            self._json(handler, entry, 401, {"message": "Requires authentication"})
+            return
+        issued = self.issued.get(token)
+        if issued is not None and issued.permissions.get("statuses") != "write":
+            self._json(handler, entry, 403, {"message": "Resource not accessible by integration"})
+            return
+        state, description = data.get("state"), data.get("description")
+        if state not in _STATUS_STATES:
+            self._json(handler, entry, 422, {"message": "Validation Failed"})
+            return
+        if isinstance(description, str) and len(description) > 140:
+            self._json(
+                handler,
+                entry,
+                422,
+                {
+                    "message": "Validation Failed",
+                    "errors": [{"message": "description is too long (maximum is 140 characters)"}],
+                },
+            )
+            return
+        if sha not in repo.commits:
+            self._json(handler, entry, 422, {"message": f"No commit found for SHA: {sha}"})
+            return
+        status = {
+            "sha": sha,
+            "state": state,
+            "description": description,
+            "context": data.get("context") or "default",
+            "target_url": data.get("target_url"),
+        }
+        with self._lock:
+            repo.statuses.append(status)
+        self._json(handler, entry, 201, status)
 
     def _serve_raw_file(self, handler: _Handler, entry: LoggedRequest, raw: RawFile) -> None:
         acceptable, token = self._token(entry)
@@ -371,7 +593,7 @@ class FakeGitHub:
         match = _API_ROUTE.match(route)
         name = f"{unquote(match.group(1))}/{unquote(match.group(2))}" if match else ""
         repo = self.repos.get(name)
-        if match is None or repo is None or not self._may_see(repo, token):
+        if match is None or repo is None or not self._may_see(repo, token, name):
             self._json(handler, entry, 404, {"message": "Not Found"})
             return
         rest = match.group(3) or ""
@@ -393,7 +615,11 @@ class FakeGitHub:
         else:
             self._json(handler, entry, 404, {"message": "Not Found"})
 
-    def _may_see(self, repo: FakeRepo, token: str | None) -> bool:
+    def _may_see(self, repo: FakeRepo, token: str | None, name: str) -> bool:
+        issued = self.issued.get(token or "")
+        if issued is not None:
+            # An installation token sees exactly its installation's repositories.
+            return name in issued.repositories
         if not repo.private:
             return True
         return token is not None and (repo.readers is None or token in repo.readers)

@@ -219,6 +219,90 @@ class HTTPClient:
             "the next sync will try again"
         )
 
+    def post(
+        self,
+        url: str,
+        *,
+        what: str,
+        payload: Mapping[str, object],
+        accept: str,
+        authorization: str | None = None,
+    ) -> Reply:
+        """POST `payload` as JSON to `url` and return the answer (any status below 500).
+
+        For the few writes the engine makes (a GitHub App token request, a commit status):
+        the same timeouts, deadline, TLS and credential rules as `get`, no redirects
+        followed, 5xx and dropped connections retried. `authorization` replaces the
+        configured token (the GitHub App's JWT).
+
+        Raises:
+            RateLimitedError: on a 403/429 rate-limit answer (never retried).
+            FetchError: on network, TLS or deadline failures.
+        """
+        problem = ""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            timeouts = self._timeouts(what, problem)
+            try:
+                reply = self._post_once(url, what, payload, accept, authorization, timeouts)
+            except _RetriableError as exc:
+                problem = exc.problem
+            else:
+                if reply.status < 500:
+                    if (limited := self._rate_limit_error(url, reply, what)) is not None:
+                        raise limited
+                    return reply
+                problem = f"{_host(url)} answered HTTP {reply.status}"
+            if attempt < MAX_ATTEMPTS:
+                self._backoff(attempt, what, problem)
+        raise FetchError(f"gave up {what} after {MAX_ATTEMPTS} attempts: {problem}")
+
+    def _post_once(
+        self,
+        url: str,
+        what: str,
+        payload: Mapping[str, object],
+        accept: str,
+        authorization: str | None,
+        timeouts: tuple[float, float],
+    ) -> Reply:
+        assert self._session is not None, "HTTPClient must be used as a context manager"
+        headers = {
+            "Accept": accept,
+            "User-Agent": USER_AGENT,
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        elif self._auth_origin is not None and origin(url) == self._auth_origin:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = self._session.post(
+                url,
+                json=dict(payload),
+                headers=headers,
+                timeout=timeouts,
+                stream=True,
+                allow_redirects=False,
+                verify=self._ca_file or True,
+            )
+            with contextlib.closing(response):
+                logger.debug("POST %s -> HTTP %d", display_url(url), response.status_code)
+                body = self._read(response, ERROR_BODY_LIMIT, display_url(url), what, truncate=True)
+                return Reply(response.status_code, response.headers, body)
+        except requests.exceptions.SSLError as exc:
+            raise self._tls_error(exc, url, what) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise _RetriableError(self._describe_failure(exc, url, timeouts)) from None
+        except requests.exceptions.RequestException as exc:
+            detail = self.scrub(f"{type(exc).__name__}: {exc}")[:300]
+            raise FetchError(f"request to {display_url(url)} failed while {what}: {detail}") from (
+                None
+            )
+
     def _accept(
         self, url: str, reply: Reply, what: str, check: BodyCheck | None, use_cache: bool
     ) -> Reply:
