@@ -26,6 +26,13 @@ from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
 from profiles_automator.pmr.schema import schema_text
 from profiles_automator.pmr.yaml_reader import DEFAULT_MAX_BYTES
+from profiles_automator.report.access_diff import (
+    access_diff,
+    render_json,
+    render_markdown,
+    render_text,
+)
+from profiles_automator.report.markdown import plan_markdown
 from profiles_automator.sources.fetch import (
     Credentials,
     DirectoryCache,
@@ -34,6 +41,7 @@ from profiles_automator.sources.fetch import (
     fetch_pmr,
     source_from_options,
 )
+from profiles_automator.sources.local_git import read_revision
 from profiles_automator.sync.cluster import ClusterError
 from profiles_automator.sync.engine import (
     DEFAULT_NAMESPACE_WAIT,
@@ -329,6 +337,9 @@ def _print_report(
     if args.output == "json":
         _print_json(report, resolution)
         return
+    if args.output == "markdown":
+        sys.stdout.write(plan_markdown(report, heading))
+        return
     plan = report.plan
     print(heading)
     _print_resolution(resolution)
@@ -496,6 +507,41 @@ def cmd_groups(args: argparse.Namespace) -> int:
     return EXIT_ERROR if shown_unknown else EXIT_OK
 
 
+_DIFF_RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
+
+
+def _diff_side(spec: str, side: str, args: argparse.Namespace) -> PMR | None:
+    """Read and validate one side of `pmr diff`; None after printing why it is unusable."""
+    try:
+        if Path(spec).exists() or ":" not in spec:
+            documents: Sequence[DocumentLike] = read_paths([spec])
+        else:
+            documents = read_revision(spec)
+        return load_pmr(
+            documents,
+            protected_namespaces=args.protected_namespaces,
+            max_bytes=args.max_file_bytes,
+        ).pmr
+    except PMRInvalidError as exc:
+        print(f"{side} ({spec}) is not a valid PMR:", file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+    except FetchError as exc:
+        print(f"{side}: {exc}", file=sys.stderr)
+    return None
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Review a PMR change in people's terms; exit 2 when anything changes."""
+    base = _diff_side(args.base, "BASE", args)
+    head = _diff_side(args.head, "HEAD", args)
+    if base is None or head is None:
+        return EXIT_ERROR
+    diff = access_diff(base, head, cluster_name=args.cluster_name)
+    sys.stdout.write(_DIFF_RENDERERS[args.output](diff, args.base, args.head))
+    return EXIT_CHANGES if diff.has_changes else EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema, e.g. to save it next to the PMR for editors."""
     sys.stdout.write(schema_text())
@@ -568,7 +614,7 @@ def _cluster_options(parser: argparse.ArgumentParser) -> None:
         "--kubeconfig", help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)"
     )
     parser.add_argument("--context", help="kubeconfig context to use")
-    parser.add_argument("--output", choices=["text", "json"], default="text")
+    parser.add_argument("--output", choices=["text", "markdown", "json"], default="text")
     follow = "(default: what each namespace's ns-owner-access-istio has)"
     parser.add_argument(
         "--istio-ingressgateway-principal", default="", help=f"override the gateway {follow}"
@@ -660,6 +706,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="confirm deletion (it destroys user data)"
     )
     stale.set_defaults(usage_parser=stale, func=cmd_stale)
+
+    diff = commands.add_parser(
+        "diff", help="who gains and loses access between two PMRs (exit 2: changes)"
+    )
+    diff.add_argument("base", metavar="BASE", help="PMR path, or REV:PATH of the git checkout")
+    diff.add_argument("head", metavar="HEAD", help="PMR path, or REV:PATH of the git checkout")
+    diff.add_argument("--output", choices=sorted(_DIFF_RENDERERS), default="text")
+    diff.add_argument(
+        "--cluster-name", default=None, help="only the profiles this cluster would have"
+    )
+    diff.add_argument(
+        "--protected-namespaces", type=_split, default=[], metavar="A,B", help="as for validate"
+    )
+    diff.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N")
+    diff.set_defaults(usage_parser=diff, func=cmd_diff)
 
     schema = commands.add_parser("schema", help="print the PMR JSON Schema")
     schema.set_defaults(usage_parser=schema, func=cmd_schema)

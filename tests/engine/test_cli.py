@@ -281,3 +281,27 @@ def test_refused_profile_is_reported_and_sync_exits_1(
 
     assert code == 0
     assert names(api, PROFILE) == {"team-a", "team-b"}
+
+
+def test_plan_as_markdown_for_a_job_summary(
+    api: FakeKubeAPI,
+    kubeconfig: pathlib.Path,
+    pmr_file: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+):
+    cluster = ("--kubeconfig", str(kubeconfig))
+
+    code, out, _ = run(capsys, "plan", str(pmr_file), *cluster, "--output", "markdown")
+
+    assert code == 2
+    assert out.startswith(f"### Plan for {pmr_file}:\n\n**Plan: ")
+    assert "| Action | Kind | Namespace | Name | Reason |" in out
+    assert "| create | Profile |  | team-a |" in out
+    assert "**Pending** (the profile controller has not created the namespace yet" in out
+    assert writes(api) == []
+
+    run(capsys, "sync", str(pmr_file), *cluster)
+    code, out, _ = run(capsys, "plan", str(pmr_file), *cluster, "--output", "markdown")
+
+    assert code == 0
+    assert "**Plan: nothing to do, the cluster matches the PMR.**" in out

@@ -450,7 +450,8 @@ class FakeGitHub:
             owned &= {f"{installation.account}/{repo}" for repo in installation.repositories}
         scope = owned
         if wanted is not None:
-            asked = {f"{installation.account}/{repo}" for repo in wanted or [] if isinstance(repo, str)}
+            names = [repo for repo in wanted or [] if isinstance(repo, str)]
+            asked = {f"{installation.account}/{repo}" for repo in names}
             if not isinstance(wanted, list) or not asked <= owned:
                 self._json(
                     handler,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import logging
 import os
 import socket
@@ -268,6 +269,7 @@ class HTTPClient:
         assert self._session is not None, "HTTPClient must be used as a context manager"
         headers = {
             "Accept": accept,
+            "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-GitHub-Api-Version": "2022-11-28",
         }
@@ -278,7 +280,7 @@ class HTTPClient:
         try:
             response = self._session.post(
                 url,
-                json=dict(payload),
+                data=json.dumps(dict(payload)).encode(),
                 headers=headers,
                 timeout=timeouts,
                 stream=True,
@@ -287,7 +289,8 @@ class HTTPClient:
             )
             with contextlib.closing(response):
                 logger.debug("POST %s -> HTTP %d", display_url(url), response.status_code)
-                body = self._read(response, ERROR_BODY_LIMIT, display_url(url), what, truncate=True)
+                label = display_url(url)
+                body = self._read(response, ERROR_BODY_LIMIT, label, what, truncate=True)
                 return Reply(response.status_code, response.headers, body)
         except requests.exceptions.SSLError as exc:
             raise self._tls_error(exc, url, what) from None
