@@ -34,9 +34,11 @@ from profiles_automator.pmr.loader import LoadResult, load_pmr
 from profiles_automator.pmr.membership import expand
 from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
+from profiles_automator.report import commit_status
 from profiles_automator.sources.fetch import (
     Credentials,
     FetchError,
+    GitHubSource,
     GitSource,
     MemoryCache,
     Source,
@@ -44,6 +46,7 @@ from profiles_automator.sources.fetch import (
     fetch_pmr,
 )
 from profiles_automator.sources.git import prune_cache
+from profiles_automator.sources.github_app import GitHubApp, InstallationToken, installation_token
 from profiles_automator.sources.ssh import HostKeyError
 from profiles_automator.sync import engine
 from profiles_automator.sync.cluster import ClusterError
@@ -66,16 +69,20 @@ KNOWN_HOSTS_KEY = "known-hosts"
 TOKEN_OPTION = "token-secret-id"
 CA_OPTION = "ca-secret-id"
 SSH_KEY_OPTION = "ssh-key-secret-id"
+GITHUB_APP_OPTION = "github-app-secret-id"
+GITHUB_APP_KEYS = ("app-id", "installation-id", "private-key")
 # The keys each secret option's secret holds.
 SECRET_KEYS = {
     TOKEN_OPTION: (TOKEN_KEY, USERNAME_KEY),
     CA_OPTION: (CA_KEY,),
     SSH_KEY_OPTION: (SSH_KEY_KEY, KNOWN_HOSTS_KEY),
+    GITHUB_APP_OPTION: GITHUB_APP_KEYS,
 }
 # How `juju update-secret` sets the keys whose values are files.
 _FILE_KEYS = {
     SSH_KEY_KEY: f"{SSH_KEY_KEY}#file=deploy-key",
     KNOWN_HOSTS_KEY: f"{KNOWN_HOSTS_KEY}#file=known_hosts",
+    "private-key": "private-key#file=app.pem",
 }
 # The bare repository of a git source, kept between hooks next to the charm's own files.
 GIT_CACHE_DIR = ".pmr-git-cache"
@@ -98,6 +105,9 @@ QUIET_LOGGERS = (
     "dulwich",
     "paramiko",
 )
+# The installation token lives in a secret the unit owns: encrypted by Juju, readable by
+# this unit only, never in StoredState, a log or an action result.
+APP_TOKEN_LABEL = "github-app-installation-token"
 ALL_PROFILES = "all"
 STANDBY_MESSAGE = "standby: the leader syncs"
 STATUS_LIMIT = 120  # status lines listing names are kept shorter than this
@@ -108,8 +118,21 @@ NONE = "none"
 class SyncBlockedError(Exception):
     """The PMR cannot be fetched or used, or the cluster cannot be reached.
 
-    `str()` is the Blocked status message (and an action's failure message).
+    `str()` is the Blocked status message (and an action's failure message). `revision` is
+    the commit already read when the sync stopped after fetching (for its commit status), and
+    `invalid` the PMR's errors when that is why.
     """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        revision: str | None = None,
+        invalid: PMRInvalidError | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.invalid = invalid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,8 +167,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             logging.getLogger(name).setLevel(logging.WARNING)
         # The fetcher's ETag cache and the last commit validated: an unmoved branch costs one
         # conditional request (free against GitHub's rate limit) and no file downloads.
-        self._stored.set_default(http_cache="", revision="")
+        self._stored.set_default(http_cache="", revision="", reported_status="")
         self._outcome: SyncOutcome | None = None
+        self._credentials = Credentials()
         framework.observe(self.on.install, self._on_install)
         framework.observe(self.on.config_changed, self._on_config_changed)
         framework.observe(self.on.upgrade_charm, self._on_upgrade_charm)
@@ -195,13 +219,18 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         except SyncBlockedError as exc:
             if shapes_status:
                 self._outcome = SyncOutcome(problem=str(exc))
+            if not dry_run:
+                event.set_results({"commit-status": self._report_blocked(config, exc)})
             event.fail(str(exc))
             return
         if shapes_status:
             self._outcome = outcome
         report = outcome.report
         assert report is not None
-        event.set_results(_sync_results(report, outcome.resolution))
+        results = _sync_results(report, outcome.resolution)
+        if not dry_run:
+            results["commit-status"] = self._report_sync(config, report, outcome.profiles)
+        event.set_results(results)
         if report.failures:
             event.fail(f"{_count(len(report.failures), 'change')} failed: see `failures`")
 
@@ -351,23 +380,78 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             self._outcome = SyncOutcome(standby=True)
             return
         try:
-            self._outcome = self._run_sync(config, dry_run=config.dry_run, force=False)
+            outcome = self._run_sync(config, dry_run=config.dry_run, force=False)
         except SyncBlockedError as exc:
             logger.error("sync blocked: %s", exc)
             self._outcome = SyncOutcome(problem=str(exc))
+            if not config.dry_run:
+                self._report_blocked(config, exc)
+            return
+        self._outcome = outcome
+        if not config.dry_run and outcome.report is not None:
+            self._report_sync(config, outcome.report, outcome.profiles)
+
+    # --- the result on the commit ----------------------------------------------------------
+
+    def _report_sync(self, config: CharmConfig, report: engine.SyncReport, profiles: int) -> str:
+        """Set the commit status of a finished sync; return what happened, for sync-now."""
+        state, description = commit_status.status_of_sync(
+            report, profiles=profiles, app=self.app.name
+        )
+        return self._report(config, report.revision, state, description)
+
+    def _report_blocked(self, config: CharmConfig, exc: SyncBlockedError) -> str:
+        """A sync that stopped after reading a commit: report failure on that commit."""
+        if exc.revision is None:
+            return "not reported: no commit was read"
+        state, description = commit_status.status_of_problem(str(exc), exc.invalid)
+        return self._report(config, exc.revision, state, description)
+
+    def _report(
+        self,
+        config: CharmConfig,
+        revision: str | None,
+        state: commit_status.State,
+        description: str,
+    ) -> str:
+        """Report once per (commit, outcome); a failure is one warning, never a blocked sync."""
+        if not config.report_status:
+            return "off (report-status=false)"
+        reporter = commit_status.reporter_for(config.source, self._credentials)
+        if reporter is None or not revision:
+            where = config.source.describe()
+            return f"not reported: {where} is not a GitHub or GitLab repository"
+        status = commit_status.CommitStatus(
+            sha=revision,
+            state=state,
+            description=description,
+            context=commit_status.context_for(config.cluster_name, self.model.name),
+            target_url=config.status_url.strip() or None,
+        )
+        if status.key == self._stored.reported_status:
+            return f"unchanged: {state} already reported on {_short(revision)}"
+        if problem := commit_status.report(reporter, status):
+            logger.warning("%s", problem)
+            return f"failed: {problem}"
+        self._stored.reported_status = status.key
+        logger.info("commit status %s set on %s (%s)", state, _short(revision), status.context)
+        return f"{state} reported on {_short(revision)} as {status.context}"
 
     def _run_sync(self, config: CharmConfig, *, dry_run: bool, force: bool) -> SyncOutcome:
         """One pass: fetch, validate, resolve groups, sync."""
         resolved = self._resolved_pmr(config)
         revision = resolved.revision
         settings = config.sync_settings(force=force)
-        with self._kubernetes() as client:
-            report = engine.sync(
-                client, resolved.pmr, settings, dry_run=dry_run, revision=revision
-            )
+        try:
+            with self._kubernetes() as client:
+                report = engine.sync(
+                    client, resolved.pmr, settings, dry_run=dry_run, revision=revision
+                )
+        except SyncBlockedError as exc:
+            raise SyncBlockedError(str(exc), revision=revision) from exc
         if report.refusal:
             # A dry run says the same: the admin must act before a real run could work.
-            raise SyncBlockedError(f"{report.refusal}: {self._trust_fix}")
+            raise SyncBlockedError(f"{report.refusal}: {self._trust_fix}", revision=revision)
         logger.info(
             "sync @ %s%s: %s, %d held, %d pending, %d failed, %d stale, %d refused",
             revision,
@@ -432,17 +516,8 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
     def _fetch_pmr(self, config: CharmConfig) -> tuple[LoadResult, str]:
         """Fetch and validate the PMR; any failure raises before anything is applied."""
         source = config.source
-        token = self._secret_content(config.token_secret_id, TOKEN_OPTION, TOKEN_KEY)
-        ssh = self._secret_content(
-            config.ssh_key_secret_id, SSH_KEY_OPTION, SSH_KEY_KEY, KNOWN_HOSTS_KEY
-        )
-        credentials = Credentials(
-            token=token.get(TOKEN_KEY),
-            username=token.get(USERNAME_KEY),
-            ca_pem=self._secret_value(config.ca_secret_id, CA_KEY, CA_OPTION),
-            ssh_key=ssh.get(SSH_KEY_KEY),
-            known_hosts=ssh.get(KNOWN_HOSTS_KEY),
-        )
+        credentials = self._fetch_credentials(config)
+        self._credentials = credentials
         stored_cache = self._stored.http_cache
         cache = MemoryCache.from_json(stored_cache) if stored_cache else MemoryCache()
         git_cache = self._git_cache_dir(source)
@@ -475,12 +550,67 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             loaded = load_pmr(fetched.documents, protected_namespaces=config.protected)
         except PMRInvalidError as exc:
             raise SyncBlockedError(
-                f"invalid PMR @ {_short(fetched.revision)}: {exc.summary()}"
+                f"invalid PMR @ {_short(fetched.revision)}: {exc.summary()}",
+                revision=fetched.revision,
+                invalid=exc,
             ) from exc
         for warning in loaded.warnings:
             logger.warning("PMR: %s", warning)
         self._stored.revision = fetched.revision
         return loaded, fetched.revision
+
+    def _fetch_credentials(self, config: CharmConfig) -> Credentials:
+        """The token (personal, or a GitHub App's installation token), SSH keys and CA bundle."""
+        token = self._secret_content(config.token_secret_id, TOKEN_OPTION, TOKEN_KEY)
+        ssh = self._secret_content(
+            config.ssh_key_secret_id, SSH_KEY_OPTION, SSH_KEY_KEY, KNOWN_HOSTS_KEY
+        )
+        credentials = Credentials(
+            token=token.get(TOKEN_KEY),
+            username=token.get(USERNAME_KEY),
+            ca_pem=self._secret_value(config.ca_secret_id, CA_KEY, CA_OPTION),
+            ssh_key=ssh.get(SSH_KEY_KEY),
+            known_hosts=ssh.get(KNOWN_HOSTS_KEY),
+        )
+        if config.github_app_secret_id is None:
+            return credentials
+        source = config.source
+        assert isinstance(source, GitHubSource), "CharmConfig allows an App for GitHub only"
+        app = self._github_app(config.github_app_secret_id)
+        cached = self._cached_app_token()
+        try:
+            app_token = installation_token(app, source, ca_pem=credentials.ca_pem, cached=cached)
+        except FetchError as exc:
+            raise SyncBlockedError(f"cannot fetch the PMR: {exc}") from exc
+        if app_token != cached:
+            self._keep_app_token(app_token)
+        return dataclasses.replace(credentials, token=app_token.token)
+
+    def _github_app(self, secret: ops.Secret) -> GitHubApp:
+        content = self._secret_content(secret, GITHUB_APP_OPTION, *GITHUB_APP_KEYS)
+        try:
+            return GitHubApp(*(content[key] for key in GITHUB_APP_KEYS))
+        except ValueError as exc:
+            raise SyncBlockedError(
+                f"the secret in `{GITHUB_APP_OPTION}`: {exc} "
+                f"(juju update-secret {secret.id or GITHUB_APP_OPTION} ...)"
+            ) from exc
+
+    def _cached_app_token(self) -> InstallationToken | None:
+        try:
+            secret = self.model.get_secret(label=APP_TOKEN_LABEL)
+            return InstallationToken.from_content(secret.get_content(refresh=True))
+        except (ops.SecretNotFoundError, ops.ModelError):
+            return None
+
+    def _keep_app_token(self, token: InstallationToken) -> None:
+        """Keep the installation token for the next hooks, in a secret only this unit reads."""
+        try:
+            secret = self.model.get_secret(label=APP_TOKEN_LABEL)
+        except ops.SecretNotFoundError:
+            self.unit.add_secret(token.to_content(), label=APP_TOKEN_LABEL)
+            return
+        secret.set_content(token.to_content())
 
     def _secret_value(self, secret: ops.Secret | None, key: str, option: str) -> str | None:
         """Read `key` from the latest revision of a user secret (None when not configured)."""

@@ -12,7 +12,8 @@ import re
 
 import ops
 
-from profiles_automator.sources.fetch import GitSource, Source, source_from_options
+from profiles_automator.sources.fetch import GitHubSource, GitSource, Source, source_from_options
+from profiles_automator.sources.url_policy import url_problem
 from profiles_automator.sync.engine import DEFAULT_NAMESPACE_WAIT, SyncSettings
 from profiles_automator.sync.kfam import AccessPolicyOptions
 from profiles_automator.sync.planner import DEFAULT_MAX_REVOCATIONS, PlanOptions
@@ -45,6 +46,7 @@ _EXAMPLES = {
     "protected-namespaces": "monitoring,team-infra-*",
     "ssh-key-secret-id": "<secret URI printed by juju add-secret>",
     "idp-credentials": "corp-entra=secret:ID",
+    "status-url": "https://kubeflow.example.com",
 }
 
 
@@ -67,6 +69,7 @@ class CharmConfig:
     pmr_url: str = ""
     github_api_url: str = ""
     token_secret_id: ops.Secret | None = None
+    github_app_secret_id: ops.Secret | None = None
     ca_secret_id: ops.Secret | None = None
     ssh_key_secret_id: ops.Secret | None = None
     cluster_name: str = ""
@@ -81,6 +84,8 @@ class CharmConfig:
     max_revocations: int = DEFAULT_MAX_REVOCATIONS
     adopt_namespaces: bool = False
     namespace_wait: int = int(DEFAULT_NAMESPACE_WAIT)
+    report_status: bool = False
+    status_url: str = ""
     dry_run: bool = False
     idp_credentials: str = ""
     app_name: dataclasses.InitVar[str] = APP_PLACEHOLDER
@@ -141,7 +146,24 @@ class CharmConfig:
             or _revocations_problem(self.max_revocations)
             or _idp_credentials_problem(self.idp_credentials)
             or _namespace_wait_problem(self.namespace_wait)
+            or self._github_app_problem()
+            or _status_url_problem(self.status_url)
         )
+
+    def _github_app_problem(self) -> tuple[str, str] | None:
+        if self.github_app_secret_id is None:
+            return None
+        if self.token_secret_id is not None:
+            return (
+                "token-secret-id",
+                "set either `token-secret-id` or `github-app-secret-id`, not both",
+            )
+        if not isinstance(self.source, GitHubSource):
+            return (
+                "github-app-secret-id",
+                "`github-app-secret-id` works only with a GitHub repository in `repository`",
+            )
+        return None
 
     @property
     def source(self) -> Source:
@@ -255,4 +277,10 @@ def _idp_credentials_problem(value: str) -> tuple[str, str] | None:
 def _revocations_problem(limit: int) -> tuple[str, str] | None:
     if limit < 0:
         return "max-revocations", f"`max-revocations` must be 0 or more, got {limit}"
+    return None
+
+
+def _status_url_problem(url: str) -> tuple[str, str] | None:
+    if url.strip() and (problem := url_problem(url.strip())):
+        return "status-url", f"`status-url` {problem}"
     return None

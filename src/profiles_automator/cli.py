@@ -37,10 +37,12 @@ from profiles_automator.sources.fetch import (
     Credentials,
     DirectoryCache,
     FetchError,
+    GitHubSource,
     Source,
     fetch_pmr,
     source_from_options,
 )
+from profiles_automator.sources.github_app import GitHubApp, installation_token
 from profiles_automator.sources.local_git import read_revision
 from profiles_automator.sync.cluster import ClusterError
 from profiles_automator.sync.engine import (
@@ -98,7 +100,7 @@ class UsageError(Exception):
     """Options that do not fit together; exit code 2."""
 
 
-def _credentials(args: argparse.Namespace) -> Credentials:
+def _credentials(args: argparse.Namespace, source: Source) -> Credentials:
     token = os.environ.get("GITHUB_TOKEN") or None
     if args.token_file:
         token = _read_file(args.token_file, "--token-file").strip()
@@ -109,6 +111,8 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         known_hosts = _read_file(args.known_hosts_file, "--known-hosts-file")
     elif ssh_key is not None and DEFAULT_KNOWN_HOSTS.expanduser().is_file():
         known_hosts = DEFAULT_KNOWN_HOSTS.expanduser().read_text(encoding="utf-8")
+    if any((args.github_app_id, args.github_app_installation_id, args.github_app_key_file)):
+        token = _github_app_token(args, source, ca_pem)
     return Credentials(
         token=token,
         username=args.token_username or None,
@@ -116,6 +120,25 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         ssh_key=ssh_key,
         known_hosts=known_hosts,
     )
+
+
+def _github_app_token(args: argparse.Namespace, source: Source, ca_pem: str | None) -> str:
+    """An installation token, kept in memory for this run only (never written anywhere)."""
+    if not (args.github_app_id and args.github_app_installation_id and args.github_app_key_file):
+        raise UsageError(
+            "a GitHub App needs --github-app-id, --github-app-installation-id and "
+            "--github-app-key-file together"
+        )
+    if args.token_file:
+        raise UsageError("give either --token-file or a GitHub App, not both")
+    if not isinstance(source, GitHubSource):
+        raise UsageError("a GitHub App works only with --repository on GitHub")
+    key = _read_file(args.github_app_key_file, "--github-app-key-file")
+    try:
+        app = GitHubApp(args.github_app_id, args.github_app_installation_id, key)
+    except ValueError as exc:
+        raise UsageError(f"{args.github_app_key_file}: {exc}") from None
+    return installation_token(app, source, ca_pem=ca_pem).token
 
 
 def _read_file(path: str, option: str) -> str:
@@ -153,7 +176,7 @@ def _documents(args: argparse.Namespace) -> tuple[Sequence[DocumentLike], str | 
     cache = DirectoryCache(args.cache_dir) if args.cache_dir else None
     fetched = fetch_pmr(
         source,
-        credentials=_credentials(args),
+        credentials=_credentials(args, source),
         cache=cache,
         max_bytes=args.max_file_bytes,
         git_cache_dir=Path(args.cache_dir) / "git" if args.cache_dir else None,
@@ -566,6 +589,9 @@ def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
         "--known-hosts-file",
         help=f"the SSH server's host keys (default with --ssh-key-file: {DEFAULT_KNOWN_HOSTS})",
     )
+    source.add_argument("--github-app-id", help="a GitHub App's ID, instead of a token")
+    source.add_argument("--github-app-installation-id", help="the App's installation ID")
+    source.add_argument("--github-app-key-file", help="the App's private key (.pem)")
     source.add_argument("--ca-file", help="PEM bundle of a private CA to trust")
     source.add_argument("--cache-dir", help="keep ETags, bodies and git objects here between runs")
     parser.add_argument(

@@ -164,6 +164,7 @@ def test_sync_now_applies_and_reports(
         "dry-run": "false",
         "groups": "none",
         "unknown-groups": "none",
+        "commit-status": "off (report-status=false)",
     }
     assert names(kube, PROFILE_API) == [PROFILE, "old-team"]
     assert out.unit_status == ops.ActiveStatus(

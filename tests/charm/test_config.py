@@ -164,3 +164,27 @@ def test_config_dataclass_is_frozen():
 
     with pytest.raises(AttributeError):
         config.repository = "other/repo"  # type: ignore[misc]
+
+
+def test_a_plain_http_status_url_blocks(ctx: testing.Context[Any], kube: FakeKubeAPI):
+    state = leader({"repository": REPO, "status-url": "http://kubeflow.example.com"})
+
+    out = ctx.run(ctx.on.config_changed(), state)
+
+    assert out.unit_status == ops.BlockedStatus(
+        "Invalid config: `status-url` must use https:// (plain http is refused), got "
+        f"'http://kubeflow.example.com': juju config {APP} status-url=https://kubeflow.example.com"
+    )
+
+
+def test_a_github_app_with_a_pmr_url_blocks(ctx: testing.Context[Any], kube: FakeKubeAPI):
+    secret = testing.Secret({"app-id": "1", "installation-id": "2", "private-key": "k"})
+    options = {"pmr-url": "https://example.com/pmr.yaml", "github-app-secret-id": secret.id}
+
+    out = ctx.run(ctx.on.config_changed(), leader(options, secrets={secret}))
+
+    assert out.unit_status == ops.BlockedStatus(
+        "Invalid config: `github-app-secret-id` works only with a GitHub repository in "
+        f"`repository`: juju config {APP} --reset github-app-secret-id"
+    )
+    assert kube.requests == []

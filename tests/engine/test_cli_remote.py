@@ -6,10 +6,12 @@ import pathlib
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from profiles_automator.cli import main
 from tests.engine.conftest import PROFILE, names
-from tests.fakes.github_api import GOOD_TOKEN, FakeGitHub
+from tests.fakes.github_api import GOOD_TOKEN, FakeGitHub, FakeInstallation
 from tests.fakes.kube_api import FakeKubeAPI
 from tests.servers.git_http import GitHTTPServer
 from tests.servers.sshd import SSHServer
@@ -164,3 +166,32 @@ def test_validate_from_a_git_host_over_ssh(
     assert "PMR is valid: 1 profile" in err
     assert no_key == 1
     assert "is an SSH URL but no SSH key is configured" in err
+
+
+def test_validate_with_a_github_app(
+    github: FakeGitHub,
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+):
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "app.pem"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    github.add_app("42", key.public_key(), {"7": FakeInstallation("org")})
+    app = ["--github-app-id", "42", "--github-app-installation-id", "7"]
+    source = ["--repository", REPO, "--pmr-path", "access", "--github-api-url", github.api_url]
+
+    code = main(["validate", *source, *app, "--github-app-key-file", str(key_file)])
+    missing = main(["validate", *source, *app])
+
+    assert code == 0
+    assert "PMR is valid: 1 profile" in capsys.readouterr().err
+    assert len(github.requests_matching(r"/access_tokens")) == 1
+    assert missing == 2
