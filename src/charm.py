@@ -540,6 +540,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             advice = self._ca_advice(config, configured=exc.ca_configured)
             raise SyncBlockedError(f"cannot fetch the PMR: {exc.problem}; {advice}") from exc
         except FetchError as exc:
+            if config.github_app_secret_id is not None:
+                # A revoked or uninstalled App's token would fail every sync until it expires.
+                self._forget_app_token()
             raise SyncBlockedError(f"cannot fetch the PMR: {exc}") from exc
         finally:
             if (cached := cache.to_json()) != stored_cache:
@@ -611,6 +614,10 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
             self.unit.add_secret(token.to_content(), label=APP_TOKEN_LABEL)
             return
         secret.set_content(token.to_content())
+
+    def _forget_app_token(self) -> None:
+        with contextlib.suppress(ops.SecretNotFoundError, ops.ModelError):
+            self.model.get_secret(label=APP_TOKEN_LABEL).remove_all_revisions()
 
     def _secret_value(self, secret: ops.Secret | None, key: str, option: str) -> str | None:
         """Read `key` from the latest revision of a user secret (None when not configured)."""

@@ -78,6 +78,21 @@ def test_a_token_near_its_expiry_is_replaced(
     assert isinstance(second.unit_status, ops.ActiveStatus)
 
 
+def test_a_revoked_token_is_forgotten_and_the_next_sync_gets_a_new_one(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, installed: FakeGitHub, config: dict[str, Any]
+):
+    first = ctx.run(ctx.on.install(), app_state(config, app_secret()))
+    installed.issued.clear()  # the App's tokens were revoked
+
+    blocked = ctx.run(ctx.on.update_status(), first)
+    recovered = ctx.run(ctx.on.update_status(), blocked)
+
+    assert isinstance(blocked.unit_status, ops.BlockedStatus)
+    assert "GitHub rejected the token" in blocked.unit_status.message
+    assert isinstance(recovered.unit_status, ops.ActiveStatus)
+    assert len(installed.requests_matching(r"/access_tokens")) == 2
+
+
 def test_a_wrong_installation_blocks_naming_the_key(
     ctx: testing.Context[Any], kube: FakeKubeAPI, installed: FakeGitHub, config: dict[str, Any]
 ):

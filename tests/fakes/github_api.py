@@ -385,8 +385,10 @@ class FakeGitHub:
                 self._send(handler, entry, fault.status, fault.body, headers)
                 return
         route = entry.route
-        if entry.method == "POST":
+        if entry.method == "POST" and route.startswith(self.api_prefix + "/"):
             self._serve_post(handler, entry, route[len(self.api_prefix) :], payload)
+        elif entry.method == "POST":
+            self._json(handler, entry, 404, {"message": "Not Found"}, api=False)
         elif route in self.redirects:
             status, location = self.redirects[route]
             self._send(handler, entry, status, b"", {"Location": location})

@@ -193,3 +193,18 @@ def test_a_repository_outside_the_installation_gets_422_naming_it(gh: FakeGitHub
 def test_bad_app_settings_name_the_key_to_fix(app_id, installation, key, problem):
     with pytest.raises(ValueError, match=problem):
         GitHubApp(app_id, installation, key)
+
+
+def test_github_enterprise_uses_its_api_base():
+    with FakeGitHub(api_prefix="/api/v3") as ghe:
+        ghe.create_repo(REPO, private=True)
+        ghe.commit(REPO, {"pmr.yaml": PMR})
+        ghe.add_app(APP_ID, KEY.public_key(), {INSTALLATION: FakeInstallation("org")})
+        enterprise = GitHubSource(repository=REPO, api_url=ghe.api_url)
+
+        token = installation_token(app(), enterprise)
+        result = fetch_pmr(enterprise, credentials=Credentials(token=token.token))
+
+        assert result.documents[0].content == PMR
+        (request,) = ghe.requests_matching(r"/access_tokens")
+        assert request.route == f"/api/v3/app/installations/{INSTALLATION}/access_tokens"
