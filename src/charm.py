@@ -402,8 +402,6 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
 
     def _report_blocked(self, config: CharmConfig, exc: SyncBlockedError) -> str:
         """A sync that stopped after reading a commit: report failure on that commit."""
-        if exc.revision is None:
-            return "not reported: no commit was read"
         state, description = commit_status.status_of_problem(str(exc), exc.invalid)
         return self._report(config, exc.revision, state, description)
 
@@ -417,8 +415,10 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         """Report once per (commit, outcome); a failure is one warning, never a blocked sync."""
         if not config.report_status:
             return "off (report-status=false)"
+        if not revision:
+            return "not reported: no commit was read"
         reporter = commit_status.reporter_for(config.source, self._credentials)
-        if reporter is None or not revision:
+        if reporter is None:
             where = config.source.describe()
             return f"not reported: {where} is not a GitHub or GitLab repository"
         status = commit_status.CommitStatus(
