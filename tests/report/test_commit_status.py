@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -242,3 +243,24 @@ def test_a_gitlab_outage_is_a_problem_not_an_exception(gitlab: FakeGitLab):
     problem = report(gitlab_reporter(gitlab), status())
 
     assert problem is not None and "gave up setting the commit status after 3 attempts" in problem
+
+
+@dataclass(frozen=True)
+class HostedSource:
+    """The shape of a git source that names its host (the any-git-host source has it)."""
+
+    host_kind: str
+    api_url: str | None
+    project_path: str
+
+
+def test_a_gitlab_hosted_source_reports_to_gitlab(gitlab: FakeGitLab):
+    source = HostedSource("gitlab", gitlab.api_url, PROJECT)
+
+    reporter = reporter_for(source, Credentials(token=GITLAB_TOKEN))
+    assert reporter is not None
+    problem = report(reporter, status())
+
+    assert problem is None
+    assert [s["status"] for s in gitlab.projects[PROJECT].statuses] == ["success"]
+    assert reporter_for(HostedSource("gitea", "https://h/api/v1", PROJECT), Credentials()) is None
