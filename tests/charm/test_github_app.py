@@ -131,3 +131,20 @@ def test_a_token_and_an_app_together_are_a_config_error(
     assert "set either `token-secret-id` or `github-app-secret-id`, not both" in (
         out.unit_status.message
     )
+
+
+def test_an_app_without_the_statuses_permission_still_syncs(
+    ctx: testing.Context[Any], kube: FakeKubeAPI, installed: FakeGitHub, config: dict[str, Any]
+):
+    installed.apps["42"].installations["7"].permissions = {"contents": "read"}
+
+    out = ctx.run(
+        ctx.on.action("sync-now"), app_state(config, app_secret(), **{"report-status": True})
+    )
+
+    assert isinstance(out.unit_status, ops.ActiveStatus)
+    assert ctx.action_results is not None
+    assert "HTTP 403: Resource not accessible by integration" in str(
+        ctx.action_results["commit-status"]
+    )
+    assert installed.statuses(PRIVATE) == []

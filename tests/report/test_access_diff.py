@@ -214,3 +214,27 @@ def test_access_changes_serialise_roles_by_name():
 def _load(folder: Path) -> PMR:
     files = sorted(folder.glob("*.yaml"))
     return load_pmr([Document(str(f), f.read_bytes()) for f in files]).pmr
+
+
+def test_a_single_file_at_a_git_revision(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    repo = tmp_path / "single"
+    repo.mkdir()
+    (repo / "pmr.yaml").write_text(OWNED_A)
+    subprocess.run([*GIT, "-c", "init.defaultBranch=main", "init", "-q", str(repo)], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "add", "."], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "one"], check=True)
+    grant = "  contributors: [{name: b@example.com, role: view}]\n"
+    (repo / "pmr.yaml").write_text(OWNED_A + grant)
+    monkeypatch.chdir(repo)
+
+    code, out, _ = run(capsys, "diff", "main:pmr.yaml", "pmr.yaml")
+
+    assert code == 2
+    assert out == (
+        "Access review: main:pmr.yaml -> pmr.yaml\n"
+        "profile a: changed\n"
+        "  + b@example.com gains view (via direct entry)\n"
+        "Summary: 1 profile changed; 1 grant, 0 revocations, 0 role changes.\n"
+    )
