@@ -359,10 +359,13 @@ def _print_report(
 ) -> None:
     if args.output == "json":
         _print_json(report, resolution)
-        return
-    if args.output == "markdown":
-        sys.stdout.write(plan_markdown(report, heading))
-        return
+    elif args.output == "markdown":
+        sys.stdout.write(plan_markdown(report, heading, permissions_fix=RBAC_FIX))
+    else:
+        _print_text_report(report, heading, resolution)
+
+
+def _print_text_report(report: SyncReport, heading: str, resolution: Resolution) -> None:
     plan = report.plan
     print(heading)
     _print_resolution(resolution)

@@ -146,3 +146,16 @@ def test_stale_delete_without_the_permission_deletes_nothing(
     assert code == 1
     assert "error: missing permissions (cluster-wide): delete profiles.kubeflow.org" in err
     assert "old" in names(api, PROFILE)
+
+
+def test_a_dry_run_as_markdown_reports_the_refusal(
+    api: FakeKubeAPI, pmr_file: pathlib.Path, cluster: tuple[str, str], capsys
+):
+    api.forbid("bind", "clusterroles")
+    markdown = ("--dry-run", "--output", "markdown")
+
+    code, out, _ = run(capsys, "sync", str(pmr_file), *cluster, *markdown)
+
+    assert code == 1
+    assert f"**Permissions:** a sync would be refused: {REFUSAL}: grant them" in out
+    assert "| create | Profile |  | team-a |" in out

@@ -27,8 +27,11 @@ def escape_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def plan_markdown(report: SyncReport, heading: str) -> str:
-    """The plan (or a sync's result) as a markdown section with one table of changes."""
+def plan_markdown(report: SyncReport, heading: str, *, permissions_fix: str = "") -> str:
+    """The plan (or a sync's result) as a markdown section with one table of changes.
+
+    `permissions_fix` completes the line about missing permissions (who grants them how).
+    """
     plan = report.plan
     lines = [f"### {escape_cell(heading)}", ""]
     counts = report.counts()
@@ -62,6 +65,10 @@ def plan_markdown(report: SyncReport, heading: str) -> str:
             "**Pending** (the profile controller has not created the namespace yet; "
             f"the next run finishes them): {names}",
         ]
+    if report.refusal:
+        scope = "a sync would be refused" if report.dry_run else "refused"
+        fix = f": {permissions_fix}" if permissions_fix else ""
+        lines += ["", f"**Permissions:** {scope}: {escape_cell(report.refusal)}{fix}"]
     if report.failures:
         lines += ["", "**Failed:**", ""]
         lines += [f"- {escape_cell(str(failure))}" for failure in report.failures]
