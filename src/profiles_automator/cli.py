@@ -536,14 +536,21 @@ def cmd_groups(args: argparse.Namespace) -> int:
 _DIFF_RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}
 
 
-def _diff_side(spec: str, side: str, args: argparse.Namespace) -> PMR | None:
-    """Read and validate one side of `pmr diff`; None after printing why it is unusable."""
+def _diff_side(
+    spec: str, side: str, args: argparse.Namespace
+) -> tuple[PMR, tuple[str, ...]] | None:
+    """One side of `pmr diff`, expanded, and its groups left unresolved; None if unusable.
+
+    Provider groups are resolved only when `--idp-credentials` are given (a pull request's
+    CI usually has none): without them, only their static members are counted, and the
+    review says so.
+    """
     try:
         if Path(spec).exists() or ":" not in spec:
             documents: Sequence[DocumentLike] = read_paths([spec])
         else:
             documents = read_revision(spec)
-        return load_pmr(
+        pmr = load_pmr(
             documents,
             protected_namespaces=args.protected_namespaces,
             max_bytes=args.max_file_bytes,
@@ -552,9 +559,27 @@ def _diff_side(spec: str, side: str, args: argparse.Namespace) -> PMR | None:
         print(f"{side} ({spec}) is not a valid PMR:", file=sys.stderr)
         for line in exc.lines():
             print(line, file=sys.stderr)
+        return None
     except FetchError as exc:
         print(f"{side}: {exc}", file=sys.stderr)
-    return None
+        return None
+    if not pmr.group_sources:
+        return pmr, ()
+    credentials = _idp_credentials(args)
+    resolution = (
+        resolve(pmr, credentials, deadline_seconds=args.idp_deadline)
+        if credentials
+        else Resolution()
+    )
+    expansion = expand(
+        pmr, resolution.member_sets(), protected_namespaces=args.protected_namespaces
+    )
+    unresolved = tuple(
+        group
+        for group, sources in pmr.group_sources.items()
+        if any(source not in resolution.resolved for source in sources)
+    )
+    return expansion.pmr, unresolved
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -563,7 +588,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
     head = _diff_side(args.head, "HEAD", args)
     if base is None or head is None:
         return EXIT_ERROR
-    diff = access_diff(base, head, cluster_name=args.cluster_name)
+    diff = access_diff(
+        base[0],
+        head[0],
+        cluster_name=args.cluster_name,
+        unresolved_groups=(*base[1], *head[1]),
+    )
     sys.stdout.write(_DIFF_RENDERERS[args.output](diff, args.base, args.head))
     return EXIT_CHANGES if diff.has_changes else EXIT_OK
 
@@ -749,6 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--protected-namespaces", type=_split, default=[], metavar="A,B", help="as for validate"
     )
     diff.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N")
+    _identity_options(diff)
     diff.set_defaults(usage_parser=diff, func=cmd_diff)
 
     schema = commands.add_parser("schema", help="print the PMR JSON Schema")
