@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -24,7 +23,7 @@ from profiles_automator.report.commit_status import (
     status_of_sync,
 )
 from profiles_automator.sources import http_client
-from profiles_automator.sources.fetch import Credentials, GitHubSource, URLSource
+from profiles_automator.sources.fetch import Credentials, GitHubSource, GitSource, URLSource
 from profiles_automator.sync.cluster import Failure
 from profiles_automator.sync.engine import SyncReport
 from profiles_automator.sync.planner import Change, Plan
@@ -245,22 +244,11 @@ def test_a_gitlab_outage_is_a_problem_not_an_exception(gitlab: FakeGitLab):
     assert problem is not None and "gave up setting the commit status after 3 attempts" in problem
 
 
-@dataclass(frozen=True)
-class HostedSource:
-    """The shape of a git source that names its host (the any-git-host source has it)."""
-
-    host_kind: str
-    api_url: str | None
-    project_path: str
-
-
-def test_a_gitlab_hosted_source_reports_to_gitlab(gitlab: FakeGitLab):
-    source = HostedSource("gitlab", gitlab.api_url, PROJECT)
+def test_a_gitlab_repository_reports_to_its_api_by_project_path():
+    source = GitSource("https://gitlab.example.com/group/sub/access.git")
 
     reporter = reporter_for(source, Credentials(token=GITLAB_TOKEN))
-    assert reporter is not None
-    problem = report(reporter, status())
 
-    assert problem is None
-    assert [s["status"] for s in gitlab.projects[PROJECT].statuses] == ["success"]
-    assert reporter_for(HostedSource("gitea", "https://h/api/v1", PROJECT), Credentials()) is None
+    assert isinstance(reporter, GitLabStatuses)
+    assert reporter.describe() == "gitlab.example.com/group/sub/access"
+    assert reporter_for(GitSource("https://git.example.com/org/access.git"), Credentials()) is None

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 from profiles_automator.pmr.problems import PMRInvalidError
 from profiles_automator.sources.errors import FetchError
 from profiles_automator.sources.http_client import Credentials, HTTPClient, Reply
-from profiles_automator.sources.source import GitHubSource
+from profiles_automator.sources.source import GitHubSource, GitSource
 from profiles_automator.sync.engine import SyncReport
 
 CONTEXT_PREFIX = "kubeflow-profiles-automator"
@@ -113,20 +113,16 @@ class StatusReportError(Exception):
 def reporter_for(source: object, credentials: Credentials) -> Reporter | None:
     """The reporter for `source`'s host, or None when it has no statuses API we speak.
 
-    Besides `GitHubSource`, any source that names its `host_kind`, `project_path` and
-    `api_url` (the any-git-host source does) gets GitHub's or GitLab's reporter.
+    A git source is reported to GitLab when its host is one (`GitSource.host_kind`, from the
+    host name: a GitLab under a neutral name such as git.example.com is not recognised).
     """
     if isinstance(source, GitHubSource):
         return GitHubStatuses(source.api_url, source.repository, credentials)
-    kind = getattr(source, "host_kind", None)
-    api_url = getattr(source, "api_url", None)
-    project = getattr(source, "project_path", None)
-    if not (isinstance(api_url, str) and isinstance(project, str)):
-        return None
-    if kind == "github":
-        return GitHubStatuses(api_url, project, credentials)
-    if kind == "gitlab":
-        return GitLabStatuses(api_url, project, credentials)
+    if isinstance(source, GitSource) and source.api_url is not None:
+        if source.host_kind == "gitlab":
+            return GitLabStatuses(source.api_url, source.project_path, credentials)
+        if source.host_kind == "github":
+            return GitHubStatuses(source.api_url, source.project_path, credentials)
     return None
 
 
