@@ -36,7 +36,7 @@ def test_pending_then_success_one_status_per_changed_outcome(
 ):
     sha = head(github)
 
-    waiting = ctx.run(ctx.on.install(), state(reporting))
+    waiting = ctx.run(ctx.on.install(), state({**reporting, "namespace-wait": 0}))
     still_waiting = ctx.run(ctx.on.update_status(), waiting)
     kube.profile_controller.reconcile()
     synced = ctx.run(ctx.on.update_status(), still_waiting)
@@ -102,7 +102,7 @@ def test_failed_changes_fail_the_commit(
 def test_held_revocations_are_pending_with_the_confirming_command(
     ctx: testing.Context[Any], kube: FakeKubeAPI, github: FakeGitHub, reporting: dict[str, Any]
 ):
-    synced = ctx.run(ctx.on.install(), state({**reporting, "max-revocations": 3}))
+    synced = ctx.run(ctx.on.install(), state({**reporting, "max-revocations": 1}))
     github.commit(
         REPO,
         {"pmr.yaml": b"profiles:\n- name: ml-engineers\n  owner: {kind: User, name: a@b.c}\n"},
@@ -112,7 +112,7 @@ def test_held_revocations_are_pending_with_the_confirming_command(
 
     assert shown(github)[-1][1:] == (
         "pending",
-        f"held 4 revocations (limit 3); confirm: juju run {APP}/leader sync-now force=true",
+        f"held 2 revocations (limit 1); confirm: juju run {APP}/leader sync-now force=true",
     )
 
 
