@@ -17,8 +17,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from profiles_automator.sources.errors import FetchError
 from profiles_automator.sources.http_client import Credentials, HTTPClient, Reply
@@ -30,9 +34,6 @@ REFRESH_MARGIN = timedelta(minutes=5)
 JSON_MEDIA_TYPE = "application/vnd.github+json"
 
 _ID = re.compile(r"^[0-9]{1,20}$")
-
-if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,6 @@ class GitHubApp:
 
     def signing_key(self) -> RSAPrivateKey:
         """The private key, loaded; ValueError unless it is an unencrypted RSA PEM key."""
-        # PyJWT and cryptography are imported only when an App is configured, so the engine
-        # (and a charm packed without them) works with personal tokens alone.
-        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-        from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
         text = self.private_key.strip()
         try:
             key = load_pem_private_key(text.encode(), password=None)
@@ -73,8 +69,6 @@ class GitHubApp:
 
     def jwt(self, now: float | None = None) -> str:
         """The App's JWT (RS256) as GitHub documents it, valid for the next 9 minutes."""
-        import jwt
-
         issued = int(time.time() if now is None else now) - JWT_BACKDATE_SECONDS
         claims = {
             "iat": issued,
