@@ -88,6 +88,7 @@ def test_nested_groups_with_a_cycle_resolve_to_enabled_users_with_mail(slapd_ser
         "carol@example.org",
         "heidi@example.org",
         "john.doe@example.org",
+        "ops1@example.org",
     }
     assert members.skipped_count == 2
     assert set(members.skipped) == {f"uid=frank,{PEOPLE}", f"uid=grace,{PEOPLE}"}
@@ -244,6 +245,35 @@ def test_an_untrusted_certificate_names_the_ca_cert_key(slapd_server: Slapd, tru
     assert "is not trusted" in str(error)
     assert "'ca-cert' key of the corp-ldap credentials" in str(error)
     assert not error.retryable
+
+
+def test_a_certificate_for_another_host_name_is_refused(slapd_server: Slapd):
+    # Arrange: the same server, reached by an address its certificate does not name.
+    client = directory(slapd_server, url=slapd_server.mismatched_url)
+
+    # Act
+    error = resolve_error(client, group(DATA_ENG))
+
+    # Assert
+    assert "not trusted" in str(error)
+    assert "127.0.0.2" in str(error)
+    assert not error.retryable
+
+
+def test_ldaps_to_a_plain_ldap_port_is_an_admin_error(slapd_server: Slapd):
+    port = slapd_server.ldap_url.rsplit(":", 1)[1]
+    client = directory(slapd_server, url=f"ldaps://localhost:{port}")
+
+    error = resolve_error(client, group(DATA_ENG))
+
+    assert "the TLS handshake with localhost:" in str(error)
+    assert "check that the url's scheme and port match the server" in str(error)
+    assert not error.retryable
+
+
+def test_a_ca_cert_that_is_not_pem_is_refused_up_front(slapd_server: Slapd):
+    with pytest.raises(ValueError, match="the 'ca-cert' credential is not a PEM CA certificate"):
+        directory(slapd_server, ca_cert="not a certificate")
 
 
 def test_an_untrusted_certificate_over_start_tls(slapd_server: Slapd):

@@ -43,6 +43,7 @@ class Slapd:
 
     ldap_url: str
     ldaps_url: str
+    mismatched_url: str
     ca_pem: str
     bind_dn: str
     password: str
@@ -106,6 +107,8 @@ def _ldif() -> str:
         # A DN value with an escaped comma, referenced with different case and escaping.
         f"dn: cn=Doe\\, John,{PEOPLE}\nobjectClass: inetOrgPerson\ncn: Doe, John\nsn: Doe\n"
         "mail: john.doe@example.org",
+        # "#" inside a value needs no escaping (RFC 4514), and servers return it bare.
+        _person("ops#1", mail="ops1@example.org"),
         _person("outsider", mail="outsider@partner.example", base=f"ou=partners,{SUFFIX}"),
         *(_person(uid, mail=f"{uid}@example.org", extra="departmentNumber: big") for uid in big),
         # data-eng -> ml-core -> deep, and ml-core -> data-eng closes a cycle.
@@ -117,6 +120,7 @@ def _ldif() -> str:
                 _uid("frank"),
                 _uid("ghost"),  # deleted user: a dangling reference
                 f"cn=doe\\2C john,OU=People,{SUFFIX}",
+                _uid("ops#1"),
             ],
         ),
         _group(
@@ -216,7 +220,11 @@ def running_slapd(tmp: Path, ca: trustme.CA) -> Iterator[Slapd]:
     _run([slapadd, "-q", "-f", str(config), "-l", str(tmp / "data.ldif")], "slapadd")
     ldap_port, ldaps_port = _free_port(), _free_port()
     log = tmp / "slapd.log"
-    urls = f"ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/"
+    # 127.0.0.2 is loopback too, but not a name in the certificate: the host-name check's test.
+    urls = (
+        f"ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/ "
+        f"ldaps://127.0.0.2:{ldaps_port}/"
+    )
     with log.open("wb") as output:
         # -d keeps slapd in the foreground (a child we can stop) and logs to the file.
         process = subprocess.Popen(
@@ -229,8 +237,9 @@ def running_slapd(tmp: Path, ca: trustme.CA) -> Iterator[Slapd]:
         _wait_for_port(ldap_port, process, log)
         _wait_for_port(ldaps_port, process, log)
         yield Slapd(
-            ldap_url=f"ldap://127.0.0.1:{ldap_port}",
+            ldap_url=f"ldap://localhost:{ldap_port}",
             ldaps_url=f"ldaps://localhost:{ldaps_port}",
+            mismatched_url=f"ldaps://127.0.0.2:{ldaps_port}",
             ca_pem=ca.cert_pem.bytes().decode(),
             bind_dn=READER_DN,
             password=READER_PASSWORD,

@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import logging
 import math
+import re
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -46,9 +48,10 @@ from urllib.parse import urlsplit
 import ldap3
 from ldap3.core import exceptions as ldap_errors
 from ldap3.utils.conv import escape_filter_chars
-from ldap3.utils.dn import parse_dn
 
 from profiles_automator.identity.directory import DirectoryError, GroupRef, Members
+
+log = logging.getLogger(__name__)
 
 Schema = Literal["activeDirectory", "rfc2307bis"]
 SCHEMAS: tuple[str, ...] = ("activeDirectory", "rfc2307bis")
@@ -68,6 +71,8 @@ GROUP_CLASSES = frozenset(
 MEMBER_ATTRIBUTES = ("member", "uniqueMember")
 DISABLED_MARKERS = ("pwdAccountLockedTime", "shadowExpire", "nsAccountLock")
 ADMIN_LOCK = "000001010000Z"
+
+_ATTRIBUTE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*")
 
 RESULT_TIME_LIMIT = 3
 RESULT_SIZE_LIMIT = 4
@@ -175,6 +180,13 @@ class LDAPDirectory:
         for label, dn in (("userBase", self.user_base), ("groupBase", self.group_base)):
             if dn is not None and not _valid_dn(dn):
                 raise ValueError(f"{self.name}: {label} {dn!r} is not a DN")
+        if self.ca_cert:
+            try:
+                ssl.create_default_context(cadata=self.ca_cert)
+            except (ssl.SSLError, ValueError):
+                raise ValueError(
+                    f"{self.name}: the '{CA_KEY}' credential is not a PEM CA certificate"
+                ) from None
         self._user_base = _normal_dn(self.user_base)
         self._group_base = None if self.group_base is None else _normal_dn(self.group_base)
         if self.page_size < 1 or self.max_members < 1 or self.timeout <= 0:
@@ -239,6 +251,15 @@ class LDAPDirectory:
             return session.filtered(ref.filter or "")
         except _NoSuchObjectError as missing:
             raise self._error(label, f"no such object (32): {missing}") from None
+        except (DirectoryError, _TransientError, _DeadlineError):
+            raise
+        except Exception as error:
+            # Whatever else breaks (a bug, a reply ldap3 cannot parse) must still leave the
+            # group unknown rather than stop the whole sync.
+            log.warning("%s: resolving %s failed unexpectedly", self.name, label, exc_info=True)
+            raise self._error(
+                label, f"resolving {label} failed: {type(error).__name__}: {_short(str(error))}"
+            ) from None
         finally:
             session.close()
 
@@ -337,6 +358,8 @@ class _Session:
             read_only=True,
             raise_exceptions=True,
             auto_referrals=False,
+            # ldap3's own DN check refuses DNs servers return (a "#" inside a value).
+            check_names=False,
             # ldap3 packs this into SO_RCVTIMEO as an integer number of seconds.
             receive_timeout=max(1, math.ceil(wait)),
         )
@@ -375,12 +398,27 @@ class _Session:
         d = self.directory
         where = f"{d._host}:{d._port}"
         text = d._redact(str(error))
-        if _is_tls_failure(error):
+        if _is_hostname_mismatch(error):
             return d._error(
                 self.label,
-                f"the TLS certificate of {where} is not trusted ({_short(text)}): put the CA "
-                f"that signed it (PEM) in the '{CA_KEY}' key of the {d.name} credentials, and "
-                "make the url's host name one the certificate names",
+                f"the TLS certificate of {where} is not trusted: it does not name {d._host}; "
+                "use a host name the certificate names in the url",
+            )
+        reason = _verify_failure(text)
+        if reason is not None:
+            source = "the CA in" if d.ca_cert else "the system's CAs, as there is no"
+            return d._error(
+                self.label,
+                f"the TLS certificate of {where} is not trusted ({reason}; checked against "
+                f"{source} '{CA_KEY}' key): put the CA that signed it (PEM) in the '{CA_KEY}' "
+                f"key of the {d.name} credentials",
+            )
+        if isinstance(error, ssl.SSLError):
+            return d._error(
+                self.label,
+                f"the TLS handshake with {where} failed ({_short(text)}): check that the url's "
+                "scheme and port match the server (ldaps:// is usually port 636; ldap:// with "
+                "startTls usually 389)",
             )
         if isinstance(error, ldap_errors.LDAPInvalidCredentialsResult):
             return d._error(
@@ -418,6 +456,7 @@ class _Session:
         if isinstance(error, ldap_errors.LDAPInvalidDnError):
             return d._error(self.label, f"{doing}: not a valid DN ({text}): fix the DN in the PMR")
         if isinstance(error, _TRANSIENT):
+            text = text.removeprefix("socket connection error while opening: ")
             return _TransientError(f"{doing} {where} failed: {_short(text)}")
         return d._error(self.label, f"{doing} {where} failed: {_short(text)}")
 
@@ -490,14 +529,14 @@ class _Session:
             f"{self.page_size} (11 adminLimitExceeded): allow paged searches for the bind DN",
         )
 
-    def read_group(self, dn: str) -> Any:
-        """The group entry at `dn` (objectClass and member attributes), or a clear error."""
+    def read_group(self, dn: str, attributes: Iterable[str] = ()) -> Any:
+        """The group entry at `dn` (objectClass and `attributes`), or a clear error."""
         try:
             entries = list(
                 self.search(
                     dn,
                     "(objectClass=*)",
-                    ("objectClass", *MEMBER_ATTRIBUTES),
+                    ("objectClass", *attributes),
                     scope=ldap3.BASE,
                     doing=f"reading the group {dn}",
                 )
@@ -568,7 +607,7 @@ class _Session:
         d = self.directory
         tally = _Tally(d, self.label)
         seen: set[NormalDN] = {_normal_dn(group_dn)}
-        pending = self._member_dns(self.read_group(group_dn), seen, tally)
+        pending = self._member_dns(self.read_group(group_dn, MEMBER_ATTRIBUTES), seen, tally)
         while pending:
             found = self._lookup(pending)
             tally_missing = len(pending) - len(found)
@@ -640,11 +679,21 @@ class _Session:
         return found
 
 
-def _is_tls_failure(error: BaseException) -> bool:
-    if isinstance(error, ssl.SSLCertVerificationError | ldap_errors.LDAPCertificateError):
-        return True
-    text = str(error)
-    return "CERTIFICATE_VERIFY_FAILED" in text or "doesn't match any name" in text
+def _is_hostname_mismatch(error: BaseException) -> bool:
+    # ldap3 checks the host name itself after the handshake and raises LDAPCertificateError,
+    # which it re-raises merged into LDAPSocketOpenError (LDAPS) or LDAPStartTLSError.
+    return isinstance(error, ldap_errors.LDAPCertificateError) or "doesn't match any name" in str(
+        error
+    )
+
+
+def _verify_failure(text: str) -> str | None:
+    """OpenSSL's reason when the text reports a failed certificate verification, else None."""
+    marker = "certificate verify failed: "
+    if "CERTIFICATE_VERIFY_FAILED" not in text:
+        return None
+    reason = text.split(marker, 1)[1] if marker in text else "verification failed"
+    return reason.split(" (_ssl", 1)[0].strip(" ()'\",")
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -690,8 +739,8 @@ def _disabled(attributes: Any) -> bool:
 
 def _valid_dn(dn: str) -> bool:
     try:
-        return bool(parse_dn(dn, strip=True))
-    except ldap_errors.LDAPInvalidDnError:
+        return bool(_components(dn))
+    except ValueError:
         return False
 
 
@@ -716,13 +765,46 @@ def _unescape(value: str) -> str:
 
 
 def _components(dn: str) -> list[list[tuple[str, str]]]:
-    """A DN as RDNs, each a list of (attribute type, escaped value), leftmost first."""
+    """A DN (RFC 4514) as RDNs, each a list of (attribute type, escaped value), leftmost first.
+
+    Our own small parser: ldap3's refuses DNs servers do return, such as a ``#`` inside a value.
+    """
     rdns: list[list[tuple[str, str]]] = [[]]
-    for attribute, value, separator in parse_dn(dn, strip=True):
-        rdns[-1].append((attribute, value))
-        if separator == ",":
-            rdns.append([])
+    attribute: str | None = None
+    buffer: list[str] = []
+    i = 0
+    while i <= len(dn):
+        char = dn[i] if i < len(dn) else ","
+        if char == "\\" and i + 1 < len(dn):
+            buffer.append(dn[i : i + 2])
+            i += 2
+            continue
+        if char == "=" and attribute is None:
+            attribute = "".join(buffer).strip()
+            if not _ATTRIBUTE_TYPE.fullmatch(attribute):
+                raise ValueError(f"{attribute!r} is not an attribute type")
+            buffer = []
+        elif char in ",+":
+            if attribute is None:
+                raise ValueError(f"an RDN without '=' in {dn!r}")
+            rdns[-1].append((attribute, _strip(buffer)))
+            if char == ",":
+                rdns.append([])
+            attribute, buffer = None, []
+        else:
+            buffer.append(char)
+        i += 1
     return [rdn for rdn in rdns if rdn]
+
+
+def _strip(chunks: list[str]) -> str:
+    """The value without the spaces around it; an escaped space (one chunk) stays."""
+    start, end = 0, len(chunks)
+    while start < end and chunks[start] == " ":
+        start += 1
+    while end > start and chunks[end - 1] == " ":
+        end -= 1
+    return "".join(chunks[start:end])
 
 
 def _normal_dn(dn: str) -> NormalDN:
