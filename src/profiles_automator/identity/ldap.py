@@ -15,12 +15,13 @@ How membership is read:
   bitwise rule 1.2.840.113556.1.4.803. Membership through ``primaryGroupID`` (typically
   "Domain Users") is not in ``memberOf`` and so does not count, as in AD's own rule.
 - ``rfc2307bis``: ``member`` and ``uniqueMember`` are followed from the group, level by level,
-  with cycle detection. Each level's member DNs are looked up in batches (one one-level search
-  per parent entry, matching the DNs' RDNs), not one read per member, and classified by
-  ``objectClass``: groups (groupOfNames, groupOfUniqueNames, groupOfMembers, group,
-  posixGroup) are followed wherever they are, or only under `group_base` when it is set; users
-  (person and its subclasses, posixAccount, account) count only under `user_base`, like the
-  users an AD search finds. Members outside `user_base`, nested groups outside `group_base`,
+  with cycle detection. Each level's member DNs are looked up in batches (one-level searches
+  under each parent entry matching up to 100 RDNs at once), not one read per member, and
+  classified by ``objectClass``: groups (groupOfNames, groupOfUniqueNames, groupOfMembers,
+  group, posixGroup with rfc2307bis ``member``; RFC 2307's ``memberUid`` is not followed) are
+  followed wherever they are, or only under `group_base` when it is set; users (person and its
+  subclasses, posixAccount, account) count only under `user_base`, like the users an AD search
+  finds. Members outside `user_base`, nested groups outside `group_base`,
   other objects and DNs that do not exist are left out and counted in `Members.warnings`.
   There is no standard "disabled" flag here, so an account counts as disabled when it carries
   one of the common markers: ppolicy's administrative lock (``pwdAccountLockedTime`` of
@@ -72,6 +73,7 @@ MEMBER_ATTRIBUTES = ("member", "uniqueMember")
 DISABLED_MARKERS = ("pwdAccountLockedTime", "shadowExpire", "nsAccountLock")
 ADMIN_LOCK = "000001010000Z"
 
+_OPTIONAL_UID = re.compile(r"#'[01]*'B$")
 _ATTRIBUTE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*")
 
 RESULT_TIME_LIMIT = 3
@@ -638,7 +640,7 @@ class _Session:
         for attribute in MEMBER_ATTRIBUTES:
             for value in _values(entry, attribute):
                 # uniqueMember is NameAndOptionalUID: "DN#'0101'B"; the UID part is not the DN.
-                dn = value.split("#'", 1)[0] if attribute == "uniqueMember" else value
+                dn = _OPTIONAL_UID.sub("", value) if attribute == "uniqueMember" else value
                 if not _valid_dn(dn):
                     tally.leave_out("member values that are not DNs left out")
                     continue
