@@ -11,7 +11,7 @@ from ldap3.utils.dn import escape_rdn
 
 from profiles_automator.identity import ldap
 from profiles_automator.identity.directory import DirectoryError, GroupRef
-from profiles_automator.identity.ldap import LDAPDirectory
+from profiles_automator.identity.ldap import LDAPDirectory, LDAPSettingsError
 
 SETTINGS = {
     "url": "ldaps://dc1.corp.example",
@@ -40,8 +40,13 @@ def client(**overrides: object) -> LDAPDirectory:
     ],
 )
 def test_settings_that_can_never_work_are_refused(overrides: dict[str, object], message: str):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(LDAPSettingsError, match=message) as caught:
         client(**overrides)
+
+    # A DirectoryError for every group of the provider, so the resolver reports, not crashes.
+    assert isinstance(caught.value, DirectoryError)
+    assert caught.value.group == "*"
+    assert not caught.value.retryable
 
 
 def test_default_ports():

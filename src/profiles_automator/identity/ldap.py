@@ -72,6 +72,7 @@ GROUP_CLASSES = frozenset(
 MEMBER_ATTRIBUTES = ("member", "uniqueMember")
 DISABLED_MARKERS = ("pwdAccountLockedTime", "shadowExpire", "nsAccountLock")
 ADMIN_LOCK = "000001010000Z"
+DISABLED_LEFT_OUT = "disabled accounts left out"
 
 _OPTIONAL_UID = re.compile(r"#'[01]*'B$")
 _ATTRIBUTE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(\.[0-9]+)*")
@@ -94,6 +95,17 @@ _TRANSIENT = (
     ldap_errors.LDAPUnavailableResult,
     ldap_errors.LDAPTimeLimitExceededResult,
 )
+
+
+class LDAPSettingsError(DirectoryError, ValueError):
+    """Settings or credentials that can never work; raised when the client is built.
+
+    A `DirectoryError` (group ``*``: every group of the provider) so the resolver reports the
+    provider's groups as unknown, and a `ValueError` for callers that validate settings.
+    """
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(provider, "*", message)
 
 
 class _TransientError(Exception):
@@ -162,37 +174,40 @@ class LDAPDirectory:
 
     def _validate(self) -> None:
         if self.schema not in SCHEMAS:
-            raise ValueError(f"{self.name}: schema must be one of {', '.join(SCHEMAS)}")
+            raise self._settings_error(f"schema must be one of {', '.join(SCHEMAS)}")
         parts = urlsplit(self.url)
         if parts.scheme not in ("ldaps", "ldap") or not parts.hostname:
-            raise ValueError(f"{self.name}: url {self.url!r} must be ldaps://HOST[:PORT]")
+            raise self._settings_error(f"url {self.url!r} must be ldaps://HOST[:PORT]")
         self._ldaps = parts.scheme == "ldaps"
         if self._ldaps and self.start_tls:
-            raise ValueError(f"{self.name}: startTls is for ldap:// URLs; ldaps:// is TLS already")
+            raise self._settings_error("startTls is for ldap:// URLs; ldaps:// is TLS already")
         if not self._ldaps and not self.start_tls:
-            raise ValueError(
-                f"{self.name}: {self.url} would send the bind password in clear text: "
+            raise self._settings_error(
+                f"{self.url} would send the bind password in clear text: "
                 "use ldaps:// or set startTls: true"
             )
         self._host = parts.hostname
         try:
             self._port = parts.port or (636 if self._ldaps else 389)
         except ValueError as error:
-            raise ValueError(f"{self.name}: url {self.url!r}: {error}") from None
+            raise self._settings_error(f"url {self.url!r}: {error}") from None
         for label, dn in (("userBase", self.user_base), ("groupBase", self.group_base)):
             if dn is not None and not _valid_dn(dn):
-                raise ValueError(f"{self.name}: {label} {dn!r} is not a DN")
+                raise self._settings_error(f"{label} {dn!r} is not a DN")
         if self.ca_cert:
             try:
                 ssl.create_default_context(cadata=self.ca_cert)
             except (ssl.SSLError, ValueError):
-                raise ValueError(
-                    f"{self.name}: the '{CA_KEY}' credential is not a PEM CA certificate"
+                raise self._settings_error(
+                    f"the '{CA_KEY}' credential is not a PEM CA certificate"
                 ) from None
         self._user_base = _normal_dn(self.user_base)
         self._group_base = None if self.group_base is None else _normal_dn(self.group_base)
         if self.page_size < 1 or self.max_members < 1 or self.timeout <= 0:
-            raise ValueError(f"{self.name}: page_size, max_members and timeout must be positive")
+            raise self._settings_error("page_size, max_members and timeout must be positive")
+
+    def _settings_error(self, message: str) -> LDAPSettingsError:
+        return LDAPSettingsError(self.name, self._redact(message))
 
     def members(self, ref: GroupRef, *, deadline: float) -> Members:
         """All enabled user members of `ref`, nested groups included, paged to the end."""
@@ -302,19 +317,29 @@ class _Tally:
         self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
     def result(self, requests: int) -> Members:
-        warnings = [f"{count} {reason}" for reason, count in sorted(self.left_out.items())]
+        """The members, with at most one warning for the group (as the resolver expects)."""
+        parts = []
         if self.skipped_count:
-            warnings.insert(
-                0,
-                f"{self.skipped_count} members without {self.directory.user_id_attribute} "
-                f"skipped (e.g. {'; '.join(self.skipped)})",
+            parts.append(
+                f"{self.skipped_count} member(s) have no {self.directory.user_id_attribute} and "
+                f"are left out (e.g. {'; '.join(self.skipped)})"
             )
+        # Disabled accounts are left out by design; the rest suggests a settings mistake.
+        parts += [
+            f"{count} {reason}"
+            for reason, count in sorted(self.left_out.items())
+            if reason != DISABLED_LEFT_OUT
+        ]
+        warnings: tuple[str, ...] = ()
+        if parts:
+            warnings = (f"{self.directory.name}: group {self.label}: {'; '.join(parts)}",)
+            log.warning("%s", warnings[0])
         return Members(
             user_ids=frozenset(self.user_ids),
             skipped_count=self.skipped_count,
             skipped=tuple(self.skipped),
             requests=requests,
-            warnings=tuple(warnings),
+            warnings=warnings,
         )
 
 
@@ -570,7 +595,7 @@ class _Session:
                 d.user_base, search_filter, attributes, doing="searching userBase"
             ):
                 if d.schema == "rfc2307bis" and _disabled(entry):
-                    tally.leave_out("disabled accounts left out")
+                    tally.leave_out(DISABLED_LEFT_OUT)
                     continue
                 tally.add(dn, entry)
         except _NoSuchObjectError:
@@ -628,7 +653,7 @@ class _Session:
                 elif not _under(normal, d._user_base):
                     tally.leave_out("users outside userBase left out")
                 elif _disabled(entry):
-                    tally.leave_out("disabled accounts left out")
+                    tally.leave_out(DISABLED_LEFT_OUT)
                 else:
                     tally.add(dn, entry)
             pending = next_level
