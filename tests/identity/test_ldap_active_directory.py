@@ -18,8 +18,7 @@ import trustme
 
 from profiles_automator.identity.directory import DirectoryError, GroupRef
 from profiles_automator.identity.ldap import LDAPDirectory
-from tests.identity.conftest import SambaDC
-from tests.servers.samba import BIG_GROUP_SIZE, GROUPS, PEOPLE
+from tests.servers.samba import BIG_GROUP_SIZE, GROUPS, PEOPLE, SambaDC
 
 PROVIDER = "corp-ad"
 OUTER = f"CN=outer,{GROUPS}"
