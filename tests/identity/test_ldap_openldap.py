@@ -165,7 +165,7 @@ def test_start_tls_on_ldap_url(slapd_server: Slapd):
 
 
 def test_plain_ldap_without_start_tls_is_refused_before_connecting(slapd_server: Slapd):
-    with pytest.raises(LDAPSettingsError, match="clear text: use ldaps:// or set startTls: true"):
+    with pytest.raises(LDAPSettingsError, match="clear text: use ldaps:// or set startTLS: true"):
         directory(slapd_server, url=slapd_server.ldap_url)
 
 

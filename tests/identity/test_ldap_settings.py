@@ -31,8 +31,8 @@ def client(**overrides: object) -> LDAPDirectory:
     [
         ({"schema": "novell"}, "schema must be one of activeDirectory, rfc2307bis"),
         ({"url": "https://dc1"}, "must be ldaps://HOST"),
-        ({"url": "ldap://dc1"}, "clear text: use ldaps:// or set startTls: true"),
-        ({"url": "ldaps://dc1", "start_tls": True}, "startTls is for ldap:// URLs"),
+        ({"url": "ldap://dc1"}, "clear text: use ldaps:// or set startTLS: true"),
+        ({"url": "ldaps://dc1", "start_tls": True}, "startTLS is for ldap:// URLs"),
         ({"url": "ldaps://dc1:99999"}, "url 'ldaps://dc1:99999'"),
         ({"user_base": "people"}, "userBase 'people' is not a DN"),
         ({"group_base": "=x"}, "groupBase '=x' is not a DN"),

@@ -180,11 +180,11 @@ class LDAPDirectory:
             raise self._settings_error(f"url {self.url!r} must be ldaps://HOST[:PORT]")
         self._ldaps = parts.scheme == "ldaps"
         if self._ldaps and self.start_tls:
-            raise self._settings_error("startTls is for ldap:// URLs; ldaps:// is TLS already")
+            raise self._settings_error("startTLS is for ldap:// URLs; ldaps:// is TLS already")
         if not self._ldaps and not self.start_tls:
             raise self._settings_error(
                 f"{self.url} would send the bind password in clear text: "
-                "use ldaps:// or set startTls: true"
+                "use ldaps:// or set startTLS: true"
             )
         self._host = parts.hostname
         try:
@@ -445,7 +445,7 @@ class _Session:
                 self.label,
                 f"the TLS handshake with {where} failed ({_short(text)}): check that the url's "
                 "scheme and port match the server (ldaps:// is usually port 636; ldap:// with "
-                "startTls usually 389)",
+                "startTLS usually 389)",
             )
         if isinstance(error, ldap_errors.LDAPInvalidCredentialsResult):
             return d._error(
