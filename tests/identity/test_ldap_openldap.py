@@ -6,9 +6,11 @@ than that only comes back whole when the client pages to the end.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -264,15 +266,17 @@ def test_a_certificate_for_another_host_name_is_refused(slapd_server: Slapd):
     assert not error.retryable
 
 
-def test_ldaps_to_a_plain_ldap_port_is_an_admin_error(slapd_server: Slapd):
+def test_ldaps_to_a_plain_ldap_port_says_to_check_scheme_and_port(slapd_server: Slapd):
+    # slapd hangs up on a TLS hello, which looks the same as a connection cut mid-handshake:
+    # retried (so Waiting, not Blocked), and the message says what to check if it persists.
     port = slapd_server.ldap_url.rsplit(":", 1)[1]
     client = directory(slapd_server, url=f"ldaps://localhost:{port}")
 
     error = resolve_error(client, group(DATA_ENG))
 
-    assert "the TLS handshake with localhost:" in str(error)
+    assert "the server cut the TLS handshake off" in str(error)
     assert "check that the url's scheme and port match the server" in str(error)
-    assert not error.retryable
+    assert "(after 3 attempts)" in str(error)
 
 
 def test_a_ca_cert_that_is_not_pem_is_refused_up_front(slapd_server: Slapd):
@@ -344,3 +348,53 @@ def test_a_server_that_never_answers_stops_at_the_deadline(
     assert error.retryable
     assert "deadline" in str(error)
     assert time.monotonic() - started < 4
+
+
+@contextlib.contextmanager
+def flaky_proxy(target_port: int, drop_first: int) -> Iterator[int]:
+    """A loopback TCP proxy to slapd that hangs up on the first `drop_first` connections."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    dropped = 0
+
+    def pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        nonlocal dropped
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            if dropped < drop_first:
+                dropped += 1
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def test_a_dropped_connection_is_retried_and_the_answer_is_complete(slapd_server: Slapd):
+    # Arrange: the first connection is cut before TLS completes; the second goes through.
+    port = int(slapd_server.ldaps_url.rsplit(":", 1)[1])
+    with flaky_proxy(port, drop_first=1) as proxy_port:
+        client = directory(slapd_server, url=f"ldaps://localhost:{proxy_port}")
+
+        # Act
+        members = client.members(group(BIG), deadline=soon())
+
+    # Assert
+    assert members.user_ids == BIG_IDS

@@ -85,6 +85,10 @@ ATTEMPTS = 3
 RDN_BATCH = 100
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 CA_KEY = "ca-cert"
+SCHEME_AND_PORT = (
+    "check that the url's scheme and port match the server (ldaps:// is usually port 636; "
+    "ldap:// with startTLS usually 389)"
+)
 
 _TRANSIENT = (
     ldap_errors.LDAPSocketOpenError,
@@ -421,10 +425,10 @@ class _Session:
         except ldap_errors.LDAPException as error:
             raise self._translate(doing, error) from None
 
-    def _translate(self, doing: str, error: Exception) -> Exception:
+    def _translate_tls(self, doing: str, error: Exception, text: str) -> Exception | None:
+        """The admin's view of a TLS failure, or None when `error` is not one."""
         d = self.directory
         where = f"{d._host}:{d._port}"
-        text = d._redact(str(error))
         if _is_hostname_mismatch(error):
             return d._error(
                 self.label,
@@ -440,13 +444,26 @@ class _Session:
                 f"{source} '{CA_KEY}' key): put the CA that signed it (PEM) in the '{CA_KEY}' "
                 f"key of the {d.name} credentials",
             )
+        if isinstance(error, ssl.SSLEOFError) or "UNEXPECTED_EOF" in text:
+            # The connection was cut mid-handshake (a restart, a load balancer): try again.
+            return _TransientError(
+                f"{doing} {where} failed: the server cut the TLS handshake off; if this "
+                f"persists, {SCHEME_AND_PORT}"
+            )
         if isinstance(error, ssl.SSLError):
             return d._error(
                 self.label,
-                f"the TLS handshake with {where} failed ({_short(text)}): check that the url's "
-                "scheme and port match the server (ldaps:// is usually port 636; ldap:// with "
-                "startTLS usually 389)",
+                f"the TLS handshake with {where} failed ({_short(text)}): {SCHEME_AND_PORT}",
             )
+        return None
+
+    def _translate(self, doing: str, error: Exception) -> Exception:
+        d = self.directory
+        where = f"{d._host}:{d._port}"
+        text = d._redact(str(error))
+        tls = self._translate_tls(doing, error, text)
+        if tls is not None:
+            return tls
         if isinstance(error, ldap_errors.LDAPInvalidCredentialsResult):
             return d._error(
                 self.label,
