@@ -203,6 +203,35 @@ def _run(command: list[str], what: str) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 
 
+def _start(slapd: str, config: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start slapd on two free ports, with new ones if another process took one meanwhile."""
+    for attempt in range(3):
+        ldap_port, ldaps_port = _free_port(), _free_port()
+        # 127.0.0.2 is loopback too, but not a name in the certificate: the host-name test's.
+        urls = (
+            f"ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/ "
+            f"ldaps://127.0.0.2:{ldaps_port}/"
+        )
+        with log.open("wb") as output:
+            # -d keeps slapd in the foreground (a child we can stop) and logs to the file.
+            process = subprocess.Popen(
+                [slapd, "-f", str(config), "-h", urls, "-d", "256"],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
+            )
+        try:
+            _wait_for_port(ldap_port, process, log)
+            _wait_for_port(ldaps_port, process, log)
+            return process, ldap_port, ldaps_port
+        except RuntimeError:
+            process.kill()
+            process.wait()
+            if attempt == 2 or "Address already in use" not in log.read_text():
+                raise
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def running_slapd(tmp: Path, ca: trustme.CA) -> Iterator[Slapd]:
     """Start slapd under `tmp` with a certificate from `ca`; stop it on exit."""
@@ -218,24 +247,9 @@ def running_slapd(tmp: Path, ca: trustme.CA) -> Iterator[Slapd]:
     config.write_text(_config(tmp, certs))
     (tmp / "data.ldif").write_text(DIRECTORY_LDIF)
     _run([slapadd, "-q", "-f", str(config), "-l", str(tmp / "data.ldif")], "slapadd")
-    ldap_port, ldaps_port = _free_port(), _free_port()
     log = tmp / "slapd.log"
-    # 127.0.0.2 is loopback too, but not a name in the certificate: the host-name check's test.
-    urls = (
-        f"ldap://127.0.0.1:{ldap_port}/ ldaps://127.0.0.1:{ldaps_port}/ "
-        f"ldaps://127.0.0.2:{ldaps_port}/"
-    )
-    with log.open("wb") as output:
-        # -d keeps slapd in the foreground (a child we can stop) and logs to the file.
-        process = subprocess.Popen(
-            [slapd, "-f", str(config), "-h", urls, "-d", "256"],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
+    process, ldap_port, ldaps_port = _start(slapd, config, log)
     try:
-        _wait_for_port(ldap_port, process, log)
-        _wait_for_port(ldaps_port, process, log)
         yield Slapd(
             ldap_url=f"ldap://localhost:{ldap_port}",
             ldaps_url=f"ldaps://localhost:{ldaps_port}",
