@@ -639,7 +639,9 @@ class _Session:
             wrapped = f"({wrapped})"
         tally = _Tally(d, self.label)
         if d.schema == "activeDirectory":
-            search_filter = f"(&{AD_USERS}{wrapped}(!(userAccountControl:{BIT_AND}:=2)))"
+            search_filter = (
+                f"(&{AD_USERS}{wrapped}(!(userAccountControl:{BIT_AND}:={ACCOUNTDISABLE})))"
+            )
             attributes: tuple[str, ...] = (d.user_id_attribute,)
         else:
             search_filter = f"(&{POSIX_USERS}{wrapped})"
