@@ -286,6 +286,15 @@ def test_a_ca_cert_that_is_not_pem_is_refused_up_front(slapd_server: Slapd):
         directory(slapd_server, ca_cert="not a certificate")
 
 
+def test_an_ip_address_the_certificate_names_is_accepted(slapd_server: Slapd):
+    port = slapd_server.ldaps_url.rsplit(":", 1)[1]
+    client = directory(slapd_server, url=f"ldaps://127.0.0.1:{port}")
+
+    members = client.members(group(DATA_ENG), deadline=soon())
+
+    assert "alice@example.org" in members.user_ids
+
+
 def test_an_untrusted_certificate_over_start_tls(slapd_server: Slapd):
     client = directory(slapd_server, url=slapd_server.ldap_url, start_tls=True, ca_cert=None)
 

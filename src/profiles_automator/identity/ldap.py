@@ -366,11 +366,7 @@ class _Session:
 
     def open(self) -> None:
         d = self.directory
-        tls = ldap3.Tls(
-            validate=ssl.CERT_REQUIRED,
-            ca_certs_data=d.ca_cert or None,
-            sni=d._host,
-        )
+        tls = _VerifiedTls(d._host, d.ca_cert)
         wait = self.remaining()
         server = ldap3.Server(
             d._host,
@@ -725,12 +721,35 @@ class _Session:
         return found
 
 
+class _VerifiedTls(ldap3.Tls):
+    """TLS through the standard library's default context: chain and host name verified.
+
+    ldap3's own host-name check turns the context's off and, from Python 3.12 on, falls back
+    to a copy that accepts no IP address; the standard library checks both, during the
+    handshake, for LDAPS and StartTLS alike.
+    """
+
+    def __init__(self, host: str, ca_cert: str | None) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED, ca_certs_data=ca_cert)
+        self._host = host
+        self._context = ssl.create_default_context(cadata=ca_cert or None)
+
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        connection.socket = self._context.wrap_socket(
+            connection.socket,
+            server_side=False,
+            do_handshake_on_connect=do_handshake,
+            server_hostname=self._host,
+        )
+
+
 def _is_hostname_mismatch(error: BaseException) -> bool:
-    # ldap3 checks the host name itself after the handshake and raises LDAPCertificateError,
-    # which it re-raises merged into LDAPSocketOpenError (LDAPS) or LDAPStartTLSError.
-    return isinstance(error, ldap_errors.LDAPCertificateError) or "doesn't match any name" in str(
-        error
-    )
+    # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH (62) and X509_V_ERR_IP_ADDRESS_MISMATCH (64);
+    # ldap3 re-raises the error merged into LDAPSocketOpenError (LDAPS) or LDAPStartTLSError.
+    # (its copy of the error has no verify_code, so the text decides there).
+    if getattr(error, "verify_code", None) in (62, 64):
+        return True
+    return "Hostname mismatch" in str(error) or "IP address mismatch" in str(error)
 
 
 def _verify_failure(text: str) -> str | None:
