@@ -21,7 +21,15 @@ import trustme
 
 from profiles_automator.identity.directory import DirectoryError, GroupRef
 from profiles_automator.identity.ldap import LDAPDirectory, LDAPSettingsError
-from tests.servers.slapd import BIG_GROUP_SIZE, GROUPS, PEOPLE, SIZE_LIMIT, SUFFIX, Slapd
+from tests.servers.slapd import (
+    BIG_GROUP_SIZE,
+    GROUPS,
+    LIMITED_DN,
+    PEOPLE,
+    SIZE_LIMIT,
+    SUFFIX,
+    Slapd,
+)
 
 PROVIDER = "corp-ldap"
 DATA_ENG = f"cn=data-eng,{GROUPS}"
@@ -309,6 +317,19 @@ def test_more_members_than_the_cap_is_a_clear_error(slapd_server: Slapd):
     error = resolve_error(client, group(BIG))
 
     assert f"{BIG} has more than 10 members (the cap per group)" in str(error)
+    assert not error.retryable
+
+
+def test_a_server_that_stops_paging_early_is_an_error_not_a_partial_group(slapd_server: Slapd):
+    # Arrange: this bind DN's paged searches end after 10 entries (OpenLDAP size.prtotal).
+    client = directory(slapd_server, bind_dn=LIMITED_DN)
+
+    # Act
+    error = resolve_error(client, GroupRef(PROVIDER, filter="(departmentNumber=big)"))
+
+    # Assert
+    assert "at its size limit (4) although the search was paged" in str(error)
+    assert "size.prtotal=unlimited" in str(error)
     assert not error.retryable
 
 

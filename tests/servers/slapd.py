@@ -31,6 +31,9 @@ SUFFIX = "dc=example,dc=org"
 PEOPLE = f"ou=people,{SUFFIX}"
 GROUPS = f"ou=groups,{SUFFIX}"
 READER_DN = f"cn=reader,{SUFFIX}"
+# A bind DN whose paged searches stop after PAGED_TOTAL_LIMIT entries (size.prtotal).
+LIMITED_DN = f"cn=limited,{SUFFIX}"
+PAGED_TOTAL_LIMIT = 10
 READER_PASSWORD = "Reader-pw-7f3c"  # a throwaway test server's password
 SIZE_LIMIT = 5
 BIG_GROUP_SIZE = 23
@@ -92,6 +95,8 @@ def _ldif() -> str:
         f"dn: ou=partners,{SUFFIX}\nobjectClass: organizationalUnit\nou: partners",
         f"dn: {READER_DN}\nobjectClass: person\ncn: reader\nsn: reader\n"
         f"userPassword: {READER_PASSWORD}",
+        f"dn: {LIMITED_DN}\nobjectClass: person\ncn: limited\nsn: limited\n"
+        f"userPassword: {READER_PASSWORD}",
         # Mixed case: the client lower-cases user ids.
         _person("alice", mail="Alice@Example.ORG", extra="departmentNumber: ML"),
         _person("bob", mail="bob@example.org", extra="departmentNumber: ML"),
@@ -150,6 +155,10 @@ def _ldif() -> str:
 DIRECTORY_LDIF = _ldif()
 
 
+def _limits(size: int, paged_total: int | str) -> str:
+    return f"size.soft={size} size.hard={size} size.pr={size} size.prtotal={paged_total}"
+
+
 def _config(tmp: Path, certs: dict[str, Path]) -> str:
     return f"""
 include /etc/ldap/schema/core.schema
@@ -165,13 +174,14 @@ TLSCACertificateFile {certs["ca"]}
 TLSCertificateFile {certs["cert"]}
 TLSCertificateKeyFile {certs["key"]}
 # Small enough that the big group and the big filter only come back whole when paged.
-sizelimit size.soft={SIZE_LIMIT} size.hard={SIZE_LIMIT} size.pr={SIZE_LIMIT} size.prtotal=unlimited
+sizelimit {_limits(SIZE_LIMIT, "unlimited")}
 
 database mdb
 suffix "{SUFFIX}"
 rootdn "cn=admin,{SUFFIX}"
 directory {tmp / "db"}
 maxsize 33554432
+limits dn.exact="{LIMITED_DN}" {_limits(SIZE_LIMIT, PAGED_TOTAL_LIMIT)}
 overlay ppolicy
 access to attrs=userPassword by anonymous auth by * none
 access to * by users read by * none
