@@ -1,0 +1,1 @@
+"""The identity providers' clients against real servers (slapd) and imitations."""

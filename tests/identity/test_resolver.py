@@ -46,7 +46,9 @@ def credentials(graph_ca: Any) -> dict[str, dict[str, str]]:
     }
 
 
-def test_each_group_is_resolved_once_and_ldap_reports_its_absence(graph: FakeGraph, graph_ca):
+def test_each_group_is_resolved_once_and_an_unreachable_ldap_server_is_unknown(
+    graph: FakeGraph, graph_ca
+):
     for gid in GROUPS[:2]:
         graph.add_group([graph.add_user(f"{gid[-1]}@corp.example")], oid=gid)
 
@@ -59,8 +61,10 @@ def test_each_group_is_resolved_once_and_ldap_reports_its_absence(graph: FakeGra
     assert len(graph.requests_to("/transitiveMembers/")) == 2  # GROUPS[1] is used twice
     assert len(graph.requests_to("/token$")) == 1
     (error,) = resolution.unknown.values()
-    assert str(error) == "corp-ad: LDAP support is not installed in this build"
-    assert error.group == DN and not error.retryable
+    assert str(error) == (
+        "corp-ad: connecting 127.0.0.1:1 failed: [Errno 111] Connection refused (after 3 attempts)"
+    )
+    assert error.group == DN and error.retryable
     assert resolution.summary() == "2 groups from corp-entra"
 
 

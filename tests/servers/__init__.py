@@ -1,4 +1,4 @@
-"""Real servers for the tests (OpenLDAP's slapd, git's http-backend, OpenSSH's sshd).
+"""Real servers for the tests (OpenLDAP's slapd, Samba's AD DC, git's http-backend, sshd).
 
 Each runs as a child process of the test session on a loopback port, from a throwaway
 configuration under pytest's temporary directory. `require_debian_package` makes the binary
