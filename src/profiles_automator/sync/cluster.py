@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.core import generic_client
+from lightkube.core.selector import build_selector
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
@@ -24,6 +25,7 @@ from profiles_automator.sync.kfam import (
     OWNER_AUTHORIZATION_POLICY,
     OWNER_OBJECT_NAMES,
 )
+from profiles_automator.sync.observe import CompactDecoder, iter_pages
 from profiles_automator.sync.planner import Change
 from profiles_automator.sync.state import Obj, ObservedState, OwnerPolicy
 
@@ -136,12 +138,47 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
     return ClusterError(f"cannot {verb} {_PLURALS[kind]} (HTTP {status}): {_message(exc)}")
 
 
-def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs: Any) -> list[Obj]:
+def _page_fetcher(
+    client: Client, kind: str, namespace: str | None, fields: dict[str, str] | None
+) -> Callable[[str | None], bytes]:
+    """GET one list page through lightkube's own request path, returning the raw JSON.
+
+    ``client.list`` would decode every object whole (managedFields and all); the
+    compact decoder reads only what the planner compares.
+    """
+    generic = client._client  # lightkube's request builder, auth and connection pool
+
+    def fetch(token: str | None) -> bytes:
+        params: dict[str, Any] = {
+            "limit": LIST_PAGE_SIZE,
+            "continue": token,
+            "fieldSelector": build_selector(fields, for_fields=True) if fields else None,
+        }
+        request = generic.prepare_request(
+            "list", res=RESOURCES[kind], namespace=namespace, params=params
+        )
+        response = generic.send(generic.build_adapter_request(request))
+        generic.raise_for_status(response)
+        return response.content
+
+    return fetch
+
+
+def _list(
+    client: Client,
+    kind: str,
+    retry: RetryPolicy | None = None,
+    namespace: str | None = None,
+    fields: dict[str, str] | None = None,
+) -> list[Obj]:
     """One paginated list, retried whole on a transient error, or a diagnosis."""
 
     def list_all() -> list[Obj]:
-        items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
-        return [item if isinstance(item, dict) else item.to_dict() for item in items]
+        objects: list[Obj] = []
+        decoder = CompactDecoder(kind)
+        for page in iter_pages(_page_fetcher(client, kind, namespace, fields), decoder):
+            objects.extend(page)
+        return objects
 
     try:
         return _with_retries(list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS)
