@@ -24,25 +24,32 @@ from pathlib import Path
 from typing import Any
 
 CONTRIBUTORS_PER_PROFILE = 10
+PROFILES_PER_FILE = 1000
 NOOP_RUNS = 3
 ROLES = ("admin", "edit", "view")
 DEFAULT_SIZES = "10,100,1000,10000"
 
 
-def make_pmr(profiles: int) -> str:
-    """A PMR of N profiles x 10 contributors, as YAML text."""
-    lines = ["profiles:"]
-    for p in range(profiles):
-        lines += [
-            f"- name: team-{p:05d}",
-            f"  owner: {{kind: User, name: lead{p}@example.com}}",
-            '  resources: {hard: {limits.cpu: "8", limits.memory: 32Gi}}',
-            "  contributors:",
-        ]
-        for c in range(CONTRIBUTORS_PER_PROFILE):
-            role = ROLES[(p + c) % len(ROLES)]
-            lines.append(f"  - {{name: user{(p * 7 + c) % 5000}@example.com, role: {role}}}")
-    return "\n".join(lines) + "\n"
+def make_pmr(profiles: int) -> dict[str, str]:
+    """A PMR of N profiles x 10 contributors: YAML files of up to 1000 profiles each.
+
+    A 10,000-profile PMR is a folder (one file would pass the 1 MiB per-file limit).
+    """
+    files: dict[str, str] = {}
+    for start in range(0, profiles, PROFILES_PER_FILE):
+        lines = ["profiles:"]
+        for p in range(start, min(profiles, start + PROFILES_PER_FILE)):
+            lines += [
+                f"- name: team-{p:05d}",
+                f"  owner: {{kind: User, name: lead{p}@example.com}}",
+                '  resources: {hard: {limits.cpu: "8", limits.memory: 32Gi}}',
+                "  contributors:",
+            ]
+            for c in range(CONTRIBUTORS_PER_PROFILE):
+                role = ROLES[(p + c) % len(ROLES)]
+                lines.append(f"  - {{name: user{(p * 7 + c) % 5000}@example.com, role: {role}}}")
+        files[f"pmr/teams-{start // PROFILES_PER_FILE:02d}.yaml"] = "\n".join(lines) + "\n"
+    return files
 
 
 def serve(conn: Connection, kubeconfig: str) -> None:
@@ -71,26 +78,24 @@ def serve(conn: Connection, kubeconfig: str) -> None:
                 return
 
 
-def run_sync(conn: Connection, kubeconfig: str, pmr_file: str, cache_dir: str) -> None:
+def run_sync(conn: Connection, kubeconfig: str, pmr_dir: str, cache_dir: str) -> None:
     """Child process: load the PMR (through the validated-model cache) and sync once."""
     from lightkube import Client, KubeConfig
 
+    from profiles_automator.pmr.cache import CLI_CACHE_FILE, ValidatedModelCache, load_pmr_cached
     from profiles_automator.pmr.loader import Document
     from profiles_automator.sync.engine import SyncSettings, sync
     from profiles_automator.sync.kfam import MANAGER_NAME
 
-    try:
-        from profiles_automator.pmr.cache import load_cached
-    except ImportError:  # the benchmark also runs against engines without the cache
-        from profiles_automator.pmr.loader import load_pmr
-
-        def load_cached(documents: Any, cache_dir: Any) -> Any:
-            return load_pmr(documents)
-
     client = Client(KubeConfig.from_file(kubeconfig), field_manager=MANAGER_NAME)
-    documents = [Document("bench.yaml", Path(pmr_file).read_bytes())]
+    root = Path(pmr_dir)
+    documents = [
+        Document(str(path.relative_to(root)), path.read_bytes())
+        for path in sorted(root.rglob("*.yaml"))
+    ]
+    cache = ValidatedModelCache(Path(cache_dir) / CLI_CACHE_FILE)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    pmr = load_cached(documents, cache_dir).pmr
+    pmr = load_pmr_cached(documents, cache)[0].pmr
     cpu1, wall1 = time.process_time(), time.perf_counter()
     report = sync(client, pmr, SyncSettings())
     wall2 = time.perf_counter()
@@ -113,12 +118,12 @@ def _ask(conn: Connection, command: str) -> Any:
     return conn.recv()
 
 
-def one_sync(server: Connection, kubeconfig: str, pmr_file: str, cache_dir: str) -> dict:
+def one_sync(server: Connection, kubeconfig: str, pmr_dir: str, cache_dir: str) -> dict:
     """Run one sync in a fresh process; its figures plus the server's request counts."""
     _ask(server, "clear")
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=run_sync, args=(child, kubeconfig, pmr_file, cache_dir))
+    proc = ctx.Process(target=run_sync, args=(child, kubeconfig, pmr_dir, cache_dir))
     proc.start()
     result = parent.recv()
     proc.join()
@@ -151,19 +156,21 @@ def _row(label: str, run: str, r: dict, cold_load_cpu: float, hit_load_cpu: floa
 def bench(size: int, noop_runs: int) -> list[str]:
     """First and no-op syncs of one PMR size against a fresh server."""
     with tempfile.TemporaryDirectory() as tmp:
-        kubeconfig, pmr_file = str(Path(tmp) / "kubeconfig"), str(Path(tmp) / "pmr.yaml")
-        cache_dir = str(Path(tmp) / "cache")
-        Path(pmr_file).write_text(make_pmr(size))
+        kubeconfig, cache_dir = str(Path(tmp) / "kubeconfig"), str(Path(tmp) / "cache")
+        for name, text in make_pmr(size).items():
+            (Path(tmp) / name).parent.mkdir(exist_ok=True)
+            (Path(tmp) / name).write_text(text)
+        pmr_dir = str(Path(tmp) / "pmr")
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         server = ctx.Process(target=serve, args=(child, kubeconfig), daemon=True)
         server.start()
         parent.recv()
         label = f"{size} x {CONTRIBUTORS_PER_PROFILE}"
-        first = one_sync(parent, kubeconfig, pmr_file, cache_dir)  # validates, fills the cache
+        first = one_sync(parent, kubeconfig, pmr_dir, cache_dir)  # validates, fills the cache
         # No-op runs vary with the VM's mood: report the median run by CPU time.
         runs = sorted(
-            (one_sync(parent, kubeconfig, pmr_file, cache_dir) for _ in range(noop_runs)),
+            (one_sync(parent, kubeconfig, pmr_dir, cache_dir) for _ in range(noop_runs)),
             key=lambda r: r["cpu"],
         )
         noop = runs[len(runs) // 2]
