@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from profiles_automator.gc_pause import no_gc_pauses
 from profiles_automator.pmr.loader import DocumentLike, LoadResult, load_pmr
 from profiles_automator.pmr.model import PMR, freeze
 from profiles_automator.pmr.yaml_reader import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
@@ -129,7 +130,8 @@ class ValidatedModelCache:
                 return None  # another PMR or engine: a plain miss
             if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
                 raise ValueError("the payload does not match its digest (truncated or altered)")
-            return _refrozen(_decode_result(payload))
+            with no_gc_pauses():  # hundreds of thousands of acyclic objects
+                return _refrozen(_decode_result(payload))
         except (ValueError, TypeError, msgspec.DecodeError) as exc:
             log.warning("ignoring the validated-PMR cache %s: %s", self.path, exc)
             return None
