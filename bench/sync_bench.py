@@ -69,7 +69,8 @@ def serve(conn: Connection, kubeconfig: str) -> None:
                     if not (r.verb == "list" and "continue" in r.query)
                 )
                 pages = sum(1 for r in api.requests if r.verb == "list")
-                conn.send((dict(calls), pages))
+                refused = Counter(r.status for r in api.requests if not 200 <= r.status < 300)
+                conn.send((dict(calls), pages, dict(refused)))
             elif command == "clear":
                 api.clear_requests()
                 conn.send("ok")
@@ -129,7 +130,7 @@ def one_sync(server: Connection, kubeconfig: str, pmr_dir: str, cache_dir: str) 
     proc.join()
     if result["failures"]:
         raise SystemExit(f"sync failed: {result['failures'][:5]}")
-    result["calls"], result["pages"] = _ask(server, "counts")
+    result["calls"], result["pages"], result["refused"] = _ask(server, "counts")
     return result
 
 
@@ -137,12 +138,14 @@ def _row(label: str, run: str, r: dict, cold_load_cpu: float, hit_load_cpu: floa
     calls = dict(r["calls"])
     lists = calls.pop("list", 0)
     writes = sum(calls.values())
+    refused = ", ".join(f"{n} x HTTP {code}" for code, n in sorted(r["refused"].items()))
     per_second = f"{writes / r['sync_wall']:.0f}" if writes else "-"
     cells = [
         label,
         run,
         f"{lists} ({r['pages']} pages)",
         ", ".join(f"{n} {verb}" for verb, n in sorted(calls.items())) or "0",
+        refused or "none",
         per_second,
         f"{cold_load_cpu:.2f} s",
         f"{hit_load_cpu:.2f} s",
@@ -207,11 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"Measured on {machine()}")
     print(
-        "| profiles x contributors | run | logical lists (pages) | writes | writes/s "
+        "| profiles x contributors | run | logical lists (pages) | writes | refused | writes/s "
         "| PMR load + validate (CPU) | cache-hit load (CPU) | observe, plan, apply (wall) "
         "| client CPU | peak RSS |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for size in sizes:
         for row in bench(size, max(1, args.noop_runs)):
             print(row, flush=True)

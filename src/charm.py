@@ -486,7 +486,7 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
                 f"invalid PMR @ {_short(fetched.revision)}: {exc.summary()}"
             ) from exc
         if from_cache:
-            logger.info("PMR @ %s was validated before: model read from the cache", _short(fetched.revision))
+            logger.info("PMR @ %s: validated model read from cache", _short(fetched.revision))
         for warning in loaded.warnings:
             logger.warning("PMR: %s", warning)
         self._stored.revision = fetched.revision

@@ -70,7 +70,8 @@ def test_equal_values_are_shared_across_pages():
     # Assert
     assert first["subjects"] is second["subjects"]
     assert first["metadata"]["annotations"] is second["metadata"]["annotations"]
-    assert first["metadata"]["namespace"] == "team-a" and second["metadata"]["namespace"] == "team-b"
+    namespaces = (first["metadata"]["namespace"], second["metadata"]["namespace"])
+    assert namespaces == ("team-a", "team-b")
 
 
 def test_a_profile_keeps_spec_owner_references_and_creation_time():
@@ -133,7 +134,8 @@ def test_an_empty_list_and_a_null_spec_decode():
 
     # Act
     empty, _ = decoder.page(b'{"kind": "List", "metadata": {}, "items": null}')
-    (policy,), _ = decoder.page(_page([{"metadata": {"name": "p", "namespace": "a"}, "spec": None}]))
+    null_spec = {"metadata": {"name": "p", "namespace": "a"}, "spec": None}
+    (policy,), _ = decoder.page(_page([null_spec]))
 
     # Assert
     assert empty == []

@@ -82,7 +82,7 @@ _TYPES: dict[str, Check] = {
 }
 
 
-class _Unsupported(Exception):
+class _UnsupportedError(Exception):
     """A keyword the fast check does not know: the schema is then always run by jsonschema."""
 
 
@@ -91,21 +91,21 @@ def _same(value: Any, expected: Any) -> bool:
     return type(value) is type(expected) and value == expected
 
 
-def _exact(schema: Any) -> None:
+def _exact(schema: Any) -> None:  # noqa: C901 - one branch per keyword
     """An ``if`` condition must be decided exactly: a stricter "no" would skip its ``then``."""
     if schema is True:
         return
     if not isinstance(schema, dict):
-        raise _Unsupported(repr(schema))
+        raise _UnsupportedError(repr(schema))
     for keyword, arg in schema.items():
         if keyword in _ANNOTATIONS or keyword in _EXACT_KEYWORDS:
             continue
         if keyword in ("const", "enum"):
             if not all(isinstance(x, str) for x in (arg if keyword == "enum" else [arg])):
-                raise _Unsupported(f"{keyword} of a non-string in an if")
+                raise _UnsupportedError(f"{keyword} of a non-string in an if")
         elif keyword == "type":
             if {"integer", "number"} & set([arg] if isinstance(arg, str) else arg):
-                raise _Unsupported("a numeric type in an if")
+                raise _UnsupportedError("a numeric type in an if")
         elif keyword == "properties":
             for sub in arg.values():
                 _exact(sub)
@@ -113,7 +113,7 @@ def _exact(schema: Any) -> None:
             for sub in arg:
                 _exact(sub)
         else:
-            raise _Unsupported(f"{keyword} in an if")
+            raise _UnsupportedError(f"{keyword} in an if")
 
 
 _EXACT_KEYWORDS = frozenset(
@@ -132,7 +132,7 @@ def _compile(schema: Any) -> Check:
     if schema is True:
         return lambda v: True
     if not isinstance(schema, dict):
-        raise _Unsupported(repr(schema))
+        raise _UnsupportedError(repr(schema))
     checks = [
         _keyword(keyword, arg, schema)
         for keyword, arg in schema.items()
@@ -142,7 +142,7 @@ def _compile(schema: Any) -> Check:
         return checks[0]
 
     def check_all(value: Any) -> bool:
-        for check in checks:
+        for check in checks:  # noqa: SIM110 - a plain loop is faster than all() here
             if not check(value):
                 return False
         return True
@@ -186,15 +186,15 @@ def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check:  # noqa: 
         if arg is False:
             return lambda v: not isinstance(v, dict) or known.issuperset(v)
         extra = _compile(arg)
-        return lambda v: not isinstance(v, dict) or all(
-            extra(x) for k, x in v.items() if k not in known
+        return lambda v: (
+            not isinstance(v, dict) or all(extra(x) for k, x in v.items() if k not in known)
         )
     if keyword == "propertyNames":
         name = _compile(arg)
         return lambda v: not isinstance(v, dict) or all(name(k) for k in v)
     if keyword == "items":
         if "prefixItems" in schema:
-            raise _Unsupported("prefixItems")
+            raise _UnsupportedError("prefixItems")
         item = _compile(arg)
 
         def check_items(value: Any) -> bool:
@@ -213,14 +213,14 @@ def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check:  # noqa: 
         condition = _compile(arg)
         then = _compile(schema.get("then", True))
         return lambda v: not condition(v) or then(v)
-    raise _Unsupported(keyword)
+    raise _UnsupportedError(keyword)
 
 
 @cache
 def _fast_check() -> Check | None:
     try:
         return _compile(_inlined_schema())
-    except (_Unsupported, KeyError, re.error):
+    except (_UnsupportedError, KeyError, re.error):
         return None
 
 

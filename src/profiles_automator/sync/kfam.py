@@ -226,10 +226,12 @@ def role_binding(
             ("roleRef", role),
             lambda: {"apiGroup": RBAC_API_GROUP, "kind": "ClusterRole", "name": role.cluster_role},
         ),
-        "subjects": parts.get(
-            ("subjects", user), lambda: [{"apiGroup": RBAC_API_GROUP, "kind": "User", "name": user}]
-        ),
+        "subjects": parts.get(("subjects", user), lambda: [_user_subject(user)]),
     }
+
+
+def _user_subject(user: str) -> dict[str, str]:
+    return {"apiGroup": RBAC_API_GROUP, "kind": "User", "name": user}
 
 
 def authorization_policy(
