@@ -27,9 +27,10 @@ def cache(tmp_path: Path) -> ValidatedModelCache:
     return ValidatedModelCache(tmp_path / "cache" / "validated-pmr.json")
 
 
-def test_a_second_load_of_the_same_content_is_a_hit_equal_to_the_validated_model(cache):
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()))
+def test_a_second_load_of_the_same_content_is_a_hit_equal_to_the_validated_model(cache, example):
     # Arrange
-    documents = read_paths([EXAMPLES / "full"])
+    documents = read_paths([EXAMPLES / example])
     validated, first_hit = load_pmr_cached(documents, cache)
 
     # Act
@@ -38,10 +39,11 @@ def test_a_second_load_of_the_same_content_is_a_hit_equal_to_the_validated_model
     # Assert
     assert (first_hit, second_hit) == (False, True)
     assert cached == validated == load_pmr(documents)
-    profile = cached.pmr.profiles[0]
-    with pytest.raises(TypeError):
-        profile.resources["hard"] = {}  # type: ignore[index]  # still read-only
+    for profile in cached.pmr.profiles:
+        with pytest.raises(TypeError):
+            profile.resources["hard"] = {}  # type: ignore[index]  # still read-only
     assert cached.pmr.groups == validated.pmr.groups
+    assert cached.pmr.identity_providers == validated.pmr.identity_providers
 
 
 def test_warnings_come_back_from_the_cache(cache):

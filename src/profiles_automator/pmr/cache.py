@@ -23,6 +23,7 @@ import importlib.metadata
 import logging
 import os
 import tempfile
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -33,7 +34,8 @@ import msgspec
 
 from profiles_automator.gc_pause import no_gc_pauses
 from profiles_automator.pmr.loader import DocumentLike, LoadResult, load_pmr
-from profiles_automator.pmr.model import PMR, freeze
+from profiles_automator.pmr.model import PMR, EntraProvider, LDAPProvider, freeze
+from profiles_automator.pmr.problems import Problem
 from profiles_automator.pmr.yaml_reader import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,41 @@ class _Header(msgspec.Struct):
 
 
 _decode_header = msgspec.json.Decoder(_Header).decode
-_decode_result = msgspec.json.Decoder(LoadResult).decode
+_PROVIDERS = {"entra": EntraProvider, "ldap": LDAPProvider}
+
+
+def _decode_result(payload: bytes) -> LoadResult:
+    """Rebuild the model field by field (msgspec cannot type a union of dataclasses)."""
+    data = msgspec.json.decode(payload)
+    hints = typing.get_type_hints(PMR)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(PMR):
+        if field.name not in data["pmr"]:
+            continue
+        value = data["pmr"][field.name]
+        if field.name == "identity_providers":
+            fields[field.name] = {
+                name: msgspec.convert(entry["fields"], _PROVIDERS[entry["kind"]])
+                for name, entry in value.items()
+            }
+        else:
+            fields[field.name] = msgspec.convert(value, hints[field.name])
+    warnings = msgspec.convert(data["warnings"], tuple[Problem, ...])
+    return LoadResult(PMR(**fields), warnings)
+
+
+def _encode_result(result: LoadResult) -> bytes:
+    providers = {
+        name: {"kind": provider.kind, "fields": provider}
+        for name, provider in result.pmr.identity_providers.items()
+    }
+    pmr = dataclasses.replace(result.pmr, identity_providers=MappingProxyType({}))
+    document = {"pmr": pmr, "warnings": result.warnings}
+    encoded = msgspec.json.decode(msgspec.json.encode(document, enc_hook=_plain))
+    encoded["pmr"]["identity_providers"] = msgspec.json.decode(
+        msgspec.json.encode(providers, enc_hook=_plain)
+    )
+    return msgspec.json.encode(encoded)
 
 
 @functools.cache
@@ -96,14 +132,21 @@ def _plain(value: Any) -> Any:
 def _refrozen(result: LoadResult) -> LoadResult:
     """Decoded mappings are plain dicts; the model hands out read-only ones."""
     pmr = result.pmr
-    profiles = tuple(
-        dataclasses.replace(p, resources=freeze(p.resources), plugins=freeze(p.plugins))
-        if p.resources or p.plugins
-        else dataclasses.replace(p, resources=freeze({}))
-        for p in pmr.profiles
+    changes: dict[str, Any] = {
+        f.name: MappingProxyType(dict(getattr(pmr, f.name)))
+        for f in dataclasses.fields(pmr)
+        if isinstance(getattr(pmr, f.name), dict)
+    }
+    changes["profiles"] = tuple(_frozen_parts(p) for p in pmr.profiles)
+    if hasattr(pmr, "personal_profiles"):
+        changes["personal_profiles"] = tuple(_frozen_parts(p) for p in pmr.personal_profiles)
+    return LoadResult(dataclasses.replace(pmr, **changes), result.warnings)
+
+
+def _frozen_parts(entry: Any) -> Any:
+    return dataclasses.replace(
+        entry, resources=freeze(entry.resources), plugins=freeze(entry.plugins)
     )
-    groups = MappingProxyType(dict(pmr.groups))
-    return LoadResult(PMR(profiles, groups, pmr.files), result.warnings)
 
 
 class ValidatedModelCache:
@@ -132,13 +175,17 @@ class ValidatedModelCache:
                 raise ValueError("the payload does not match its digest (truncated or altered)")
             with no_gc_pauses():  # hundreds of thousands of acyclic objects
                 return _refrozen(_decode_result(payload))
-        except (ValueError, TypeError, msgspec.DecodeError) as exc:
+        except (ValueError, TypeError, KeyError, msgspec.DecodeError) as exc:
             log.warning("ignoring the validated-PMR cache %s: %s", self.path, exc)
             return None
 
     def write(self, key: str, result: LoadResult) -> None:
         """Store atomically, readable by the owner only; a failure is logged, not raised."""
-        payload = msgspec.json.encode(result, enc_hook=_plain)
+        try:
+            payload = _encode_result(result)
+        except (TypeError, NotImplementedError, msgspec.EncodeError) as exc:
+            log.warning("not caching the validated PMR: %s", exc)
+            return
         header = _Header(CACHE_FORMAT, key, hashlib.sha256(payload).hexdigest())
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -142,7 +142,7 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
 
 
 def _page_fetcher(
-    client: Client, kind: str, namespace: str | None, fields: dict[str, str] | None
+    client: Client, kind: str, namespace: str | None, fields: dict[str, Any] | None
 ) -> Callable[[str | None], bytes]:
     """GET one list page through lightkube's own request path, returning the raw JSON.
 
@@ -172,7 +172,7 @@ def _list(
     kind: str,
     retry: RetryPolicy | None = None,
     namespace: str | None = None,
-    fields: dict[str, str] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> list[Obj]:
     """One paginated list, retried whole on a transient error, or a diagnosis."""
 
