@@ -208,6 +208,9 @@ def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check:  # noqa: 
     if keyword == "allOf":
         parts = [_compile(sub) for sub in arg]
         return lambda v: all(part(v) for part in parts)
+    if keyword == "anyOf":  # monotone: a stricter branch passing means jsonschema's passes
+        branches = [_compile(sub) for sub in arg]
+        return lambda v: any(branch(v) for branch in branches)
     if keyword == "if":
         _exact(arg)
         condition = _compile(arg)

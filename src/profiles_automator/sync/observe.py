@@ -43,8 +43,8 @@ class KindFields:
 # The one place that says what the planner (and the stale report) read from each kind.
 # Add a field here and to the structs below to observe more.
 KEPT_FIELDS: dict[str, KindFields] = {
-    "Profile": KindFields(top=("spec",), metadata=("ownerReferences", "creationTimestamp")),
-    "Namespace": KindFields(),
+    "Profile": KindFields(top=("spec",), metadata=("uid", "ownerReferences", "creationTimestamp")),
+    "Namespace": KindFields(metadata=("ownerReferences",)),  # adoption: which Profile owns it
     "RoleBinding": KindFields(top=("roleRef", "subjects")),
     "AuthorizationPolicy": KindFields(top=("spec",)),
 }
@@ -59,6 +59,7 @@ class _Metadata(msgspec.Struct):
     namespace: str | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
+    uid: str | None = None
     ownerReferences: msgspec.Raw = _ABSENT  # noqa: N815 - the API's field name
     creationTimestamp: str | None = None  # noqa: N815 - the API's field name
 
