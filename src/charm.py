@@ -30,7 +30,8 @@ from profiles_automator.identity.resolver import (
     group_members,
     resolve,
 )
-from profiles_automator.pmr.loader import LoadResult, load_pmr
+from profiles_automator.pmr.cache import ValidatedModelCache, load_pmr_cached
+from profiles_automator.pmr.loader import LoadResult
 from profiles_automator.pmr.membership import expand
 from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
@@ -113,6 +114,9 @@ STANDBY_MESSAGE = "standby: the leader syncs"
 STATUS_LIMIT = 120  # status lines listing names are kept shorter than this
 SHORT_SHA = 7
 NONE = "none"
+# The last validated PMR model, beside ops' own state in the charm directory (a file, since
+# StoredState would rewrite megabytes on every hook).
+MODEL_CACHE_FILE = ".pmr-validated-model.json"
 
 
 class SyncBlockedError(Exception):
@@ -550,13 +554,19 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         if fetched.unchanged:
             logger.info("PMR commit %s unchanged since the last sync", _short(fetched.revision))
         try:
-            loaded = load_pmr(fetched.documents, protected_namespaces=config.protected)
+            loaded, from_cache = load_pmr_cached(
+                fetched.documents,
+                ValidatedModelCache(self.charm_dir / MODEL_CACHE_FILE),
+                protected_namespaces=config.protected,
+            )
         except PMRInvalidError as exc:
             raise SyncBlockedError(
                 f"invalid PMR @ {_short(fetched.revision)}: {exc.summary()}",
                 revision=fetched.revision,
                 invalid=exc,
             ) from exc
+        if from_cache:
+            logger.info("PMR @ %s: validated model read from cache", _short(fetched.revision))
         for warning in loaded.warnings:
             logger.warning("PMR: %s", warning)
         self._stored.revision = fetched.revision

@@ -20,7 +20,8 @@ from profiles_automator.identity.resolver import (
     group_members,
     resolve,
 )
-from profiles_automator.pmr.loader import DocumentLike, LoadResult, load_pmr, read_paths
+from profiles_automator.pmr.cache import CLI_CACHE_FILE, ValidatedModelCache, load_pmr_cached
+from profiles_automator.pmr.loader import DocumentLike, LoadResult, read_paths
 from profiles_automator.pmr.membership import expand
 from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
@@ -241,8 +242,12 @@ class LoadedPMR:
 def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> LoadedPMR:
     """Read and validate the PMR from local paths or its remote source, then resolve groups."""
     documents, revision, description = _documents(args)
-    result = load_pmr(
-        documents, protected_namespaces=args.protected_namespaces, max_bytes=args.max_file_bytes
+    cache = ValidatedModelCache(Path(args.cache_dir) / CLI_CACHE_FILE) if args.cache_dir else None
+    result, _ = load_pmr_cached(
+        documents,
+        cache,
+        protected_namespaces=args.protected_namespaces,
+        max_bytes=args.max_file_bytes,
     )
     if show_warnings:
         for warning in result.warnings:
@@ -626,7 +631,10 @@ def _common_pmr_options(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--github-app-installation-id", help="the App's installation ID")
     source.add_argument("--github-app-key-file", help="the App's private key (.pem)")
     source.add_argument("--ca-file", help="PEM bundle of a private CA to trust")
-    source.add_argument("--cache-dir", help="keep ETags, bodies and git objects here between runs")
+    source.add_argument(
+        "--cache-dir",
+        help="keep ETags, bodies, git objects and the last validated PMR here between runs",
+    )
     parser.add_argument(
         "--protected-namespaces",
         type=_split,

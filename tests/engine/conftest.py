@@ -38,7 +38,7 @@ OWNER_OBJECTS = ("namespaceAdmin", "ns-owner-access-istio")
 OBSERVED = ["profiles", "namespaces", "rolebindings", "authorizationpolicies"]
 WRITE_VERBS = frozenset({"create", "update", "apply", "patch", "delete", "deletecollection"})
 REVIEWS = frozenset({"selfsubjectaccessreviews"})
-FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=0.05)
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -116,7 +116,9 @@ class Fault:
     times: int = 1
     headers: dict[str, str] | None = None
     message: str | None = None
+    every: int = 1
     hits: int = 0
+    seen: int = 0
 
     @property
     def active(self) -> bool:
@@ -550,13 +552,15 @@ class FakeKubeAPI:
         times: int = 1,
         headers: dict[str, str] | None = None,
         message: str | None = None,
+        every: int = 1,
     ) -> Fault:
         """Inject a failure for matching requests (path is a regex searched in the URL path).
 
         status answers with a real-looking Status; drop closes the socket without a response;
         delay sleeps first. times=-1 keeps the fault forever; faults fire in insertion order.
+        every=N fires on every Nth matching request only (sustained pressure, e.g. 429s).
         """
-        fault = Fault(method, path, verb, status, drop, delay, times, headers, message)
+        fault = Fault(method, path, verb, status, drop, delay, times, headers, message, every)
         with self._meta_lock:
             self._faults.append(fault)
         return fault
@@ -580,6 +584,9 @@ class FakeKubeAPI:
         with self._meta_lock:
             for fault in self._faults:
                 if fault.active and fault.matches(method, path, verb):
+                    fault.seen += 1
+                    if (fault.seen - 1) % max(1, fault.every):
+                        continue
                     fault.hits += 1
                     return fault
         return None

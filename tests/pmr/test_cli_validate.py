@@ -202,3 +202,27 @@ def test_max_file_bytes_is_configurable(capsys: pytest.CaptureFixture[str]):
 
     assert code == 1
     assert "over the 100-byte limit" in capsys.readouterr().err
+
+
+def test_validate_with_a_cache_dir_reads_the_model_back_and_survives_a_damaged_cache(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+):
+    # Arrange
+    cache_dir = tmp_path / "cache"
+    args = ["validate", str(FULL), "--cache-dir", str(cache_dir)]
+    assert main(args) == 0
+    first = summary(capsys.readouterr().err)
+    cached = cache_dir / "validated-pmr.json"
+    assert cached.is_file()
+
+    # Act
+    second_code = main(args)
+    second = summary(capsys.readouterr().err)
+    cached.write_bytes(cached.read_bytes()[:100])
+    damaged_code = main(args)
+    damaged = summary(capsys.readouterr().err)
+
+    # Assert
+    assert (second_code, damaged_code) == (0, 0)
+    assert first == second == damaged
+    assert "ignoring the validated-PMR cache" in caplog.text

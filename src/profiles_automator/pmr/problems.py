@@ -10,7 +10,7 @@ MAX_REPORTED_ERRORS = 50
 Severity = Literal["error", "warning"]
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Location:
     """Where a YAML node starts: 1-based line and column, as editors count."""
 

@@ -8,6 +8,7 @@ that with a message that points at the offending line.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -55,11 +56,19 @@ def format_path(path: Path) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
-            out += f".{part}" if out else part
         else:
-            out += f"[{json.dumps(part)}]"
+            out += _key_text(part) if out else _first_key_text(part)
     return out
+
+
+@functools.lru_cache(maxsize=4096)  # a PMR uses few distinct keys, in every entry
+def _key_text(key: str) -> str:
+    return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key)}]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _first_key_text(key: str) -> str:
+    return key if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key)}]"
 
 
 @dataclass
@@ -192,6 +201,42 @@ class _Builder:
         yield from own
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        if any(key_node.tag == _MERGE_TAG for key_node, _ in node.value):
+            return self._merged_mapping(node, path)
+        # No merge keys (nearly every mapping): every key is explicit, in order.
+        out: dict[str, Any] = {}
+        key_marks = self.result.key_marks
+        for key_node, value_node in node.value:
+            if key_node.tag != _STR_TAG or not isinstance(key_node, yaml.ScalarNode):
+                raise self._bad_key(key_node, path)
+            key = key_node.value
+            child = (*path, key)
+            if key in out:
+                raise self._duplicate(key, key_marks[child], key_node, child)
+            key_marks[child] = key_node.start_mark
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _bad_key(self, key_node: yaml.Node, path: Path) -> YAMLReadError:
+        return _fail(
+            self.file,
+            "mapping keys must be plain strings (quote keys such as yes, no, on or 1)",
+            key_node.start_mark,
+            path,
+        )
+
+    def _duplicate(
+        self, key: str, first: yaml.Mark, key_node: yaml.Node, child: Path
+    ) -> YAMLReadError:
+        return _fail(
+            self.file,
+            f"key {key!r} appears twice in the same mapping (first at line "
+            f"{first.line + 1}); YAML keeps only one, so remove the duplicate",
+            key_node.start_mark,
+            child,
+        )
+
+    def _merged_mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: dict[str, yaml.Mark] = {}
         explicit = {id(k) for k, _ in node.value}

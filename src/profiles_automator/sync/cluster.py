@@ -5,9 +5,11 @@ Everything here is I/O through lightkube; every decision was made by the planner
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 
 from lightkube import ALL_NS, ApiError, Client
 from lightkube.core import generic_client
+from lightkube.core.selector import build_selector
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.types import PatchType
 
@@ -24,6 +27,7 @@ from profiles_automator.sync.kfam import (
     OWNER_AUTHORIZATION_POLICY,
     OWNER_OBJECT_NAMES,
 )
+from profiles_automator.sync.observe import CompactDecoder, iter_pages
 from profiles_automator.sync.planner import Change
 from profiles_automator.sync.state import Obj, ObservedState, OwnerPolicy
 
@@ -64,6 +68,7 @@ _HTTPX: Any = getattr(generic_client, "httpx")  # noqa: B009 - not in its __all_
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.TransportError,)
 HTTP_ERRORS: tuple[type[BaseException], ...] = (_HTTPX.HTTPError,)
 RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
+_WRITE_RETRYABLE = RETRYABLE_STATUS - {429}  # writes wait out a 429 with the Throttle
 # A list is read-only: a conflict means nothing there, and 410 (a continue
 # token expired mid-pagination) just means starting the list over.
 LIST_RETRYABLE_STATUS = (RETRYABLE_STATUS - {409}) | {410}
@@ -136,12 +141,47 @@ def diagnose(kind: str, verb: str, exc: BaseException) -> ClusterError:
     return ClusterError(f"cannot {verb} {_PLURALS[kind]} (HTTP {status}): {_message(exc)}")
 
 
-def _list(client: Client, kind: str, retry: RetryPolicy | None = None, **kwargs: Any) -> list[Obj]:
+def _page_fetcher(
+    client: Client, kind: str, namespace: str | None, fields: dict[str, Any] | None
+) -> Callable[[str | None], bytes]:
+    """GET one list page through lightkube's own request path, returning the raw JSON.
+
+    ``client.list`` would decode every object whole (managedFields and all); the
+    compact decoder reads only what the planner compares.
+    """
+    generic = client._client  # lightkube's request builder, auth and connection pool
+
+    def fetch(token: str | None) -> bytes:
+        params: dict[str, Any] = {
+            "limit": LIST_PAGE_SIZE,
+            "continue": token,
+            "fieldSelector": build_selector(fields, for_fields=True) if fields else None,
+        }
+        request = generic.prepare_request(
+            "list", res=RESOURCES[kind], namespace=namespace, params=params
+        )
+        response = generic.send(generic.build_adapter_request(request))
+        generic.raise_for_status(response)
+        return response.content
+
+    return fetch
+
+
+def _list(
+    client: Client,
+    kind: str,
+    retry: RetryPolicy | None = None,
+    namespace: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> list[Obj]:
     """One paginated list, retried whole on a transient error, or a diagnosis."""
 
     def list_all() -> list[Obj]:
-        items = client.list(RESOURCES[kind], chunk_size=LIST_PAGE_SIZE, **kwargs)
-        return [item if isinstance(item, dict) else item.to_dict() for item in items]
+        objects: list[Obj] = []
+        decoder = CompactDecoder(kind)
+        for page in iter_pages(_page_fetcher(client, kind, namespace, fields), decoder):
+            objects.extend(page)
+        return objects
 
     try:
         return _with_retries(list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS)
@@ -271,19 +311,85 @@ class Failure:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries so one hook never runs for long."""
+    """Bounded retries so one hook never runs for long.
+
+    A 429 (API Priority and Fairness asking us to slow down) is not an error: writes
+    wait for its Retry-After, up to ``max_retry_after`` seconds, and are retried up
+    to ``throttled_attempts`` times without spending ``attempts``.
+    """
 
     attempts: int = 3
     base_delay: float = 0.2
     max_delay: float = 2.0
+    throttled_attempts: int = 30
+    max_retry_after: float = 30.0
 
     def delay(self, attempt: int, exc: BaseException) -> float:
         """Exponential backoff, honouring a server's Retry-After when it is short."""
-        response = getattr(exc, "response", None)
-        retry_after = getattr(response, "headers", {}).get("Retry-After") if response else None
-        if retry_after and retry_after.isdigit():
-            return min(float(retry_after), self.max_delay)
+        retry_after = _retry_after(exc)
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
         return min(self.base_delay * 2**attempt, self.max_delay)
+
+    def throttle_delay(self, exc: BaseException) -> float:
+        """How long a 429 asks every writer to pause (1 s when it does not say)."""
+        retry_after = _retry_after(exc)
+        return min(1.0 if retry_after is None else retry_after, self.max_retry_after)
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    value = getattr(response, "headers", {}).get("Retry-After") if response else None
+    return float(value) if value and value.isdigit() else None
+
+
+class Throttle:
+    """Concurrency shared by one apply's workers: halved on a 429, regained step by step.
+
+    Every worker also waits out the latest Retry-After before its next request, so a
+    throttled API server sees the whole client back off, not one worker at a time.
+    """
+
+    def __init__(self, limit: int, sleep: Callable[[float], None], clock: Callable[[], float]):
+        self.ceiling = self.limit = max(1, limit)
+        self._sleep, self._clock = sleep, clock
+        self._active = 0
+        self._streak = 0
+        self._not_before = 0.0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one of the current ``limit`` slots for a request."""
+        with self._cond:
+            while self._active >= self.limit:
+                self._cond.wait()
+            self._active += 1
+            wait = self._not_before - self._clock()
+        try:
+            if wait > 0:
+                self._sleep(wait)
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def throttled(self, pause: float) -> None:
+        """A 429: halve the concurrency and make everyone wait ``pause`` seconds."""
+        with self._cond:
+            self.limit = max(1, self.limit // 2)
+            self._streak = 0
+            self._not_before = max(self._not_before, self._clock() + pause)
+
+    def succeeded(self) -> None:
+        """Additive increase: one more slot after a limit's worth of successes in a row."""
+        with self._cond:
+            self._streak += 1
+            if self.limit < self.ceiling and self._streak >= self.limit:
+                self.limit += 1
+                self._streak = 0
+                self._cond.notify_all()
 
 
 def _with_retries(
@@ -351,14 +457,27 @@ def execute(client: Client, change: Change) -> None:
 
 
 def _attempt(
-    client: Client, change: Change, retry: RetryPolicy, sleep: Callable[[float], None]
+    client: Client,
+    change: Change,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    throttle: Throttle,
 ) -> Failure | None:
-    try:
-        _with_retries(lambda: execute(client, change), retry, sleep)
-    except HTTP_ERRORS as exc:
-        log.warning("failed: %s: %s", change, _message(exc))
-        return Failure(change, _status(exc), _message(exc))
-    return None
+    throttled = 0
+    while True:
+        with throttle.slot():
+            try:
+                _with_retries(lambda: execute(client, change), retry, sleep, _WRITE_RETRYABLE)
+            except HTTP_ERRORS as exc:
+                if _status(exc) == 429 and throttled < retry.throttled_attempts:
+                    throttled += 1
+                    log.info("throttled (429) on %s; backing off", change.ident)
+                    throttle.throttled(retry.throttle_delay(exc))
+                    continue
+                log.warning("failed: %s: %s", change, _message(exc))
+                return Failure(change, _status(exc), _message(exc))
+        throttle.succeeded()
+        return None
 
 
 @dataclass(frozen=True)
@@ -376,18 +495,23 @@ def apply_changes(
     workers: int = 8,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ApplyResult:
-    """Apply phase by phase; within a phase concurrently, each change isolated."""
+    """Apply phase by phase; within a phase concurrently, each change isolated.
+
+    Concurrency adapts to the API server: see Throttle and RetryPolicy.
+    """
     retry = retry or RetryPolicy()
     applied: list[Change] = []
     failures: list[Failure] = []
     phases = sorted({c.phase for c in changes})
+    throttle = Throttle(workers, sleep, clock)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for phase in phases:
             batch = [c for c in changes if c.phase == phase]
             batch, skipped = _hold_after_failures(batch, failures)
             failures.extend(skipped)
-            outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep)), batch)
+            outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep, throttle)), batch)
             for change, failure in outcomes:
                 if failure is None:
                     applied.append(change)

@@ -18,6 +18,7 @@ from profiles_automator.sync.kfam import (
     USER_ANNOTATION,
     AccessPolicyOptions,
     PolicyShape,
+    SharedParts,
     authorization_policy,
     freeze_target_refs,
     kfam_identity,
@@ -244,10 +245,11 @@ def desired_state(
     profiles: dict[str, Obj] = {}
     bindings: dict[NamespacedKey, Obj] = {}
     grants: dict[NamespacedKey, PolicyGrant] = {}
+    parts = SharedParts()  # read-only sub-objects shared across this state's objects
     for profile in pmr.for_cluster(cluster_name):
-        profiles[profile.name] = profile_object(profile)
+        profiles[profile.name] = profile_object(profile, parts)
         for contributor in profile.contributors:
-            rb = role_binding(profile.name, contributor.name, contributor.role)
+            rb = role_binding(profile.name, contributor.name, contributor.role, parts)
             key = _key(rb)
             bindings[key] = rb
             grants[key] = PolicyGrant(profile.name, contributor.name, contributor.role)
