@@ -239,13 +239,18 @@ class LoadedPMR:
     resolution: Resolution
 
 
+def _model_cache(args: argparse.Namespace) -> ValidatedModelCache | None:
+    """The validated-model cache under ``--cache-dir``, for every command that loads a PMR."""
+    cache_dir = getattr(args, "cache_dir", None)
+    return ValidatedModelCache(Path(cache_dir) / CLI_CACHE_FILE) if cache_dir else None
+
+
 def _read_pmr(args: argparse.Namespace, *, show_warnings: bool = True) -> LoadedPMR:
     """Read and validate the PMR from local paths or its remote source, then resolve groups."""
     documents, revision, description = _documents(args)
-    cache = ValidatedModelCache(Path(args.cache_dir) / CLI_CACHE_FILE) if args.cache_dir else None
     result, _ = load_pmr_cached(
         documents,
-        cache,
+        _model_cache(args),
         protected_namespaces=args.protected_namespaces,
         max_bytes=args.max_file_bytes,
     )
@@ -555,11 +560,12 @@ def _diff_side(
             documents: Sequence[DocumentLike] = read_paths([spec])
         else:
             documents = read_revision(spec)
-        pmr = load_pmr(
+        pmr = load_pmr_cached(
             documents,
+            _model_cache(args),
             protected_namespaces=args.protected_namespaces,
             max_bytes=args.max_file_bytes,
-        ).pmr
+        )[0].pmr
     except PMRInvalidError as exc:
         print(f"{side} ({spec}) is not a valid PMR:", file=sys.stderr)
         for line in exc.lines():

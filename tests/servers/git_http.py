@@ -73,8 +73,15 @@ class GitHTTPServer:
         if tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             tls.configure_cert(context)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            # The handshake happens in the handler thread, not in accept(): a client that
+            # connects and never speaks TLS must not stall the accept loop.
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
             self._scheme = "https"
+        # accept() with a timeout: when a client resets between the listener turning readable
+        # and accept(), a blocking accept would hang the loop and with it shutdown().
+        self._server.socket.settimeout(0.5)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
