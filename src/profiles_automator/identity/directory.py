@@ -10,17 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from profiles_automator.pmr.model import GroupSource
 
-@dataclass(frozen=True)
-class GroupRef:
-    """One `from:` entry of a PMR group: a group object (id or DN) or an LDAP filter."""
-
-    provider: str
-    group: str | None = None
-    filter: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.provider}:{self.group if self.group is not None else self.filter}"
+# A directory is asked about a PMR `from:` entry exactly as the loader built it.
+GroupRef = GroupSource
 
 
 @dataclass(frozen=True)

@@ -234,7 +234,7 @@ def resolve(
 
     def one(source: GroupSource) -> ResolvedGroup:
         begun = time.monotonic()
-        ref = GroupRef(source.provider, source.group, source.filter)
+        ref: GroupRef = source
         members = directories[source.provider].members(ref, deadline=deadline)
         return ResolvedGroup(source, members, time.monotonic() - begun)
 

@@ -6,6 +6,7 @@ They live in their own module so that the HTTP transport, the GitHub reader and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 
@@ -39,3 +40,25 @@ class UntrustedTLSError(FetchError):
         super().__init__(message)
         self.problem = problem
         self.ca_configured = ca_configured
+
+
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """Walk an exception and what it wraps (args, urllib3 `reason`, cause, context).
+
+    HTTP and git transports both bury the telling error (a TLS failure, a refused
+    connection) several wrappers deep; messages are chosen from the whole chain.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen or len(seen) > 20:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [arg for arg in current.args if isinstance(arg, BaseException)]
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            nested.append(reason)
+        nested.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(nested)

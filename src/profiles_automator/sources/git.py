@@ -51,7 +51,7 @@ from urllib3.util import parse_url
 
 from profiles_automator.sources import http_client
 from profiles_automator.sources.document import check_document, looks_like_html, too_large_error
-from profiles_automator.sources.errors import FetchError, UntrustedTLSError
+from profiles_automator.sources.errors import FetchError, UntrustedTLSError, exception_chain
 from profiles_automator.sources.http_client import Credentials
 from profiles_automator.sources.source import GitSource
 from profiles_automator.sources.ssh import (
@@ -418,7 +418,7 @@ class GitReader:
 
     def _explain(self, exc: BaseException, sha: str | None) -> FetchError:
         """Turn a transport or protocol failure into what the administrator must change."""
-        causes = list(_causes(exc))
+        causes = list(exception_chain(exc))
         for cause in causes:
             if isinstance(cause, FetchError):
                 return cause
@@ -746,23 +746,6 @@ def _lookup(repo: Repo, tree_id: bytes, path: str) -> tuple[int, bytes]:
     return mode, object_id
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen or len(seen) > 20:
-            continue
-        seen.add(id(current))
-        yield current
-        nested = [arg for arg in current.args if isinstance(arg, BaseException)]
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            nested.append(reason)
-        nested.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        pending.extend(nested)
-
-
 def _remote_text(exc: BaseException) -> str:
     """What the server said (stderr lines of a hang-up, or the protocol error's text)."""
     lines: Sequence[Any] = getattr(exc, "stderr_lines", None) or []
@@ -774,7 +757,7 @@ def _remote_text(exc: BaseException) -> str:
 
 
 def _unadvertised(exc: BaseException) -> bool:
-    text = " ".join(_remote_text(c) for c in _causes(exc)).lower()
+    text = " ".join(_remote_text(c) for c in exception_chain(exc)).lower()
     return "not our ref" in text or "unadvertised" in text or "no such remote ref" in text
 
 

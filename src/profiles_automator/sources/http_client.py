@@ -27,7 +27,7 @@ import socket
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.client import IncompleteRead, RemoteDisconnected
@@ -39,7 +39,12 @@ import requests
 import urllib3.exceptions
 
 from profiles_automator.sources.document import too_large_error
-from profiles_automator.sources.errors import FetchError, RateLimitedError, UntrustedTLSError
+from profiles_automator.sources.errors import (
+    FetchError,
+    RateLimitedError,
+    UntrustedTLSError,
+    exception_chain,
+)
 from profiles_automator.sources.http_cache import HTTPCache
 from profiles_automator.sources.url_policy import display_url, origin, url_problem
 
@@ -485,7 +490,7 @@ class HTTPClient:
 
     def _tls_error(self, exc: BaseException, url: str, what: str) -> UntrustedTLSError:
         reason = "the TLS handshake failed"
-        for cause in _causes(exc):
+        for cause in exception_chain(exc):
             if isinstance(cause, ssl.SSLCertVerificationError):
                 reason = f"certificate verification failed ({cause.verify_message})"
                 break
@@ -510,7 +515,7 @@ class HTTPClient:
         self, exc: BaseException, url: str, timeouts: tuple[float, float]
     ) -> str:
         host = _host(url)
-        causes = list(_causes(exc))
+        causes = list(exception_chain(exc))
         kinds = tuple(type(cause) for cause in causes)
 
         def has(*types: type[BaseException]) -> bool:
@@ -535,24 +540,6 @@ class HTTPClient:
         if has(TimeoutError):
             return f"no answer from {host} in time"
         return self.scrub(f"network error talking to {host}: {type(exc).__name__}")
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """Walk an exception and what it wraps (args, urllib3 `reason`, cause, context)."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [exc]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen or len(seen) > 20:
-            continue
-        seen.add(id(current))
-        yield current
-        nested = [arg for arg in current.args if isinstance(arg, BaseException)]
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            nested.append(reason)
-        nested.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        pending.extend(nested)
 
 
 def _host(url: str) -> str:
