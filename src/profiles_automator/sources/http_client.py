@@ -27,7 +27,7 @@ import socket
 import ssl
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.client import IncompleteRead, RemoteDisconnected
@@ -282,7 +282,7 @@ class HTTPClient:
             headers["Authorization"] = authorization
         elif self._auth_origin is not None and origin(url) == self._auth_origin:
             headers["Authorization"] = f"Bearer {self._token}"
-        try:
+        with self._request_errors(url, what, timeouts):
             response = self._session.post(
                 url,
                 data=json.dumps(dict(payload)).encode(),
@@ -297,6 +297,14 @@ class HTTPClient:
                 label = display_url(url)
                 body = self._read(response, ERROR_BODY_LIMIT, label, what, truncate=True)
                 return Reply(response.status_code, response.headers, body)
+
+    @contextlib.contextmanager
+    def _request_errors(
+        self, url: str, what: str, timeouts: tuple[float, float]
+    ) -> Iterator[None]:
+        """Turn requests' exceptions into the errors the retry loop and the admin understand."""
+        try:
+            yield
         except requests.exceptions.SSLError as exc:
             raise self._tls_error(exc, url, what) from None
         except (
@@ -341,7 +349,7 @@ class HTTPClient:
         }
         if cached is not None:
             headers["If-None-Match"] = cached[0]
-        try:
+        with self._request_errors(url, what, timeouts):
             response = self._send(url, headers, timeouts, what)
             with contextlib.closing(response):
                 status = response.status_code
@@ -358,19 +366,6 @@ class HTTPClient:
                 else:
                     body = self._read(response, ERROR_BODY_LIMIT, label, what, truncate=True)
                 return Reply(status, response.headers, body, response.headers.get("ETag"))
-        except requests.exceptions.SSLError as exc:
-            raise self._tls_error(exc, url, what) from None
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError,
-        ) as exc:
-            raise _RetriableError(self._describe_failure(exc, url, timeouts)) from None
-        except requests.exceptions.RequestException as exc:
-            detail = self.scrub(f"{type(exc).__name__}: {exc}")[:300]
-            raise FetchError(f"request to {display_url(url)} failed while {what}: {detail}") from (
-                None
-            )
 
     def _send(
         self, url: str, headers: dict[str, str], timeouts: tuple[float, float], what: str
