@@ -32,25 +32,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Protocol, Self, cast
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
+
+from tests.fakes.loopback import LoopbackServer, ServerCert
 
 GOOD_TOKEN = "ghp_fake_good_token_0001"
 _API_ROUTE = re.compile(r"^/repos/([^/]+)/([^/]+)(/.*)?$")
 _TOKEN_ROUTE = re.compile(r"^/app/installations/([^/]+)/access_tokens$")
 _STATUS_ROUTE = re.compile(r"^/repos/([^/]+)/([^/]+)/statuses/([^/]+)$")
 _STATUS_STATES = frozenset({"error", "failure", "pending", "success"})
-
-
-class ServerCert(Protocol):
-    """What the server needs from a certificate: `trustme.LeafCert` fits."""
-
-    def configure_cert(self, ctx: ssl.SSLContext) -> None:
-        """Load the certificate and its key into `ctx`."""
-        ...
 
 
 @dataclass
@@ -186,7 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Do not write to stderr."""
 
 
-class FakeGitHub:
+class FakeGitHub(LoopbackServer):
     """A fake api.github.com on 127.0.0.1 (see the module docstring); a context manager."""
 
     def __init__(
@@ -212,31 +205,11 @@ class FakeGitHub:
         self.issued: dict[str, IssuedToken] = {}
         self.installation_token_lifetime = 3600.0
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.configure_cert(context)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://{hostname}:{self._server.server_address[1]}"
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        scheme = self._listen(server, tls)
+        self.url = f"{scheme}://{hostname}:{self.port}"
         self.api_url = self.url + self.api_prefix
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # --- state helpers -------------------------------------------------------------------
 

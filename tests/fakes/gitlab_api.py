@@ -15,9 +15,10 @@ import json
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, cast
 from urllib.parse import unquote
+
+from tests.fakes.loopback import LoopbackServer
 
 DEVELOPER = 30
 REPORTER = 20
@@ -55,7 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Do not write to stderr."""
 
 
-class FakeGitLab:
+class FakeGitLab(LoopbackServer):
     """A fake GitLab API on 127.0.0.1; a context manager. `api_url` ends in ``/api/v4``."""
 
     def __init__(self) -> None:
@@ -63,25 +64,9 @@ class FakeGitLab:
         self.tokens: dict[str, GitLabToken] = {}
         self.fail_with: int | None = None  # answer every request with this status
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        self.api_url = f"http://127.0.0.1:{self._server.server_address[1]}/api/v4"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self.api_url = f"{self._listen(server)}://127.0.0.1:{self.port}/api/v4"
 
     def _handle(self, handler: _Handler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)

@@ -33,9 +33,10 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Protocol, Self, cast
+from typing import Any, cast
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.loopback import LoopbackServer, ServerCert
 
 TENANT = "0c2b5d3e-1f4a-4b6c-9d8e-7f6a5b4c3d2e"
 CLIENT_ID = "5a1c0b2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d"
@@ -44,14 +45,6 @@ MAX_TOP = 999
 _MEMBERS = re.compile(r"^/v1\.0/groups/([^/]+)/transitiveMembers/microsoft\.graph\.user$")
 _DISCOVERY = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 _TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
-
-
-class ServerCert(Protocol):
-    """`trustme.LeafCert` fits."""
-
-    def configure_cert(self, ctx: ssl.SSLContext) -> None:
-        """Load the certificate and its key into `ctx`."""
-        ...
 
 
 @dataclass
@@ -117,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Do not write to stderr."""
 
 
-class FakeGraph:
+class FakeGraph(LoopbackServer):
     """login.microsoftonline.com and graph.microsoft.com in one local server."""
 
     def __init__(
@@ -142,28 +135,9 @@ class FakeGraph:
         self._tokens: dict[str, float] = {}  # token -> expiry (time.time())
         self._cursors: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.fake = self
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.configure_cert(context)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.fake = self
+        self.url = f"{self._listen(server, tls)}://127.0.0.1:{self.port}"
 
     # --- the tenant ------------------------------------------------------------------------
 

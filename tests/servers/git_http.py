@@ -10,7 +10,6 @@ is logged with the git command it carried, so tests can tell a ref lookup from a
 from __future__ import annotations
 
 import base64
-import ssl
 import subprocess
 import threading
 import time
@@ -18,11 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
-from typing import Self, cast
+from typing import cast
 from urllib.parse import urlsplit
 
-from tests.fakes.github_api import ServerCert
+from tests.fakes.loopback import LoopbackServer, ServerCert
 from tests.servers.debian import require_debian_package
 from tests.servers.git_repo import BareRepo
 
@@ -45,7 +43,7 @@ def git_exec_path() -> Path:
     return Path(out.stdout.strip())
 
 
-class GitHTTPServer:
+class GitHTTPServer(LoopbackServer):
     """Serve the bare repositories under `root` at http://127.0.0.1:PORT/NAME.git."""
 
     def __init__(
@@ -66,30 +64,14 @@ class GitHTTPServer:
         self.requests: list[GitRequest] = []
         self._lock = threading.Lock()
         self.backend = str(git_exec_path() / "git-http-backend")
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.git = self
-        self._server.daemon_threads = True
-        self._scheme = "http"
-        if tls is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            tls.configure_cert(context)
-            # The handshake happens in the handler thread, not in accept(): a client that
-            # connects and never speaks TLS must not stall the accept loop.
-            self._server.socket = context.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-            self._scheme = "https"
-        # accept() with a timeout: when a client resets between the listener turning readable
-        # and accept(), a blocking accept would hang the loop and with it shutdown().
-        self._server.socket.settimeout(0.5)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.git = self
+        self._scheme = self._listen(server, tls)
 
     @property
     def url(self) -> str:
         """The server's base URL."""
-        return f"{self._scheme}://{self._hostname}:{self._server.server_address[1]}"
+        return f"{self._scheme}://{self._hostname}:{self.port}"
 
     def repo(self, name: str, default_branch: str = "main") -> BareRepo:
         """Create a bare repository served at `url_of(name)`."""
@@ -108,20 +90,6 @@ class GitHTTPServer:
         """Forget the requests logged so far."""
         with self._lock:
             self.requests.clear()
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def _log(self, request: GitRequest) -> None:
         with self._lock:
