@@ -5,6 +5,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from profiles_automator.pmr.problems import Location
 from profiles_automator.pmr.yaml_reader import (
@@ -12,6 +15,7 @@ from profiles_automator.pmr.yaml_reader import (
     DEFAULT_MAX_NODES,
     ParsedYAML,
     YAMLReadError,
+    _Composer,
     format_path,
     read_yaml,
 )
@@ -230,3 +234,41 @@ class TestRefusals:
 )
 def test_format_path(path, expected: str):
     assert format_path(path) == expected
+
+
+def _tags(node: yaml.Node) -> object:
+    if isinstance(node, yaml.ScalarNode):
+        return (node.tag, node.value)
+    if isinstance(node, yaml.SequenceNode):
+        return (node.tag, [_tags(item) for item in node.value])
+    return (node.tag, [(_tags(key), _tags(value)) for key, value in node.value])
+
+
+# Plain scalars YAML 1.1 reads as something other than a string, and some it does not.
+PLAIN = st.sampled_from(
+    ["1", "-1", "0x1f", "0o17", "017", "1_000", "1:20", ".inf", "-.NaN", "1e3", "1.5", "yes",
+     "No", "on", "OFF", "TRUE", "y", "~", "null", "Null", "", "2020-01-01",
+     "2020-01-01 10:00:00Z", "8", "32Gi", "team-a", "a@b.c", "=", "<<"]
+)  # fmt: skip
+ANY_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(PLAIN, max_size=6),
+    st.lists(st.tuples(ANY_TEXT, st.sampled_from(["'", '"', "|", ">"])), max_size=4),
+)
+def test_the_composer_tags_every_scalar_as_pyyaml_does(plain, styled):
+    # Arrange: plain scalars as values, in flow lists and (suffixed) as keys; then
+    # any text quoted or as a block
+    text = "start: here\n"
+    text += "".join(f"k{i}: {v}\nf{i}: [{v}]\n{v}x{i}: v\n" for i, v in enumerate(plain))
+    for i, (value, style) in enumerate(styled):
+        text += yaml.safe_dump({f"s{i}": value}, default_style=style, allow_unicode=True)
+
+    # Act
+    expected = _tags(yaml.compose(text, Loader=yaml.SafeLoader))
+    actual = _tags(yaml.compose(text, Loader=_Composer))
+
+    # Assert
+    assert actual == expected

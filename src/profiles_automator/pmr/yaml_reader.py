@@ -39,7 +39,34 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _PLAIN_KEY = re.compile(r"[\w-]+")  # keys shown bare in paths; others are quoted
 # libyaml composes about three times faster and reports the same marks; the
 # pure-Python loader is the fallback where PyYAML was built without it.
-_COMPOSER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Composer(_SAFE_LOADER):
+    """The safe loader, remembering the tag of each distinct plain scalar.
+
+    Resolving a tag runs PyYAML's regular expressions in Python for every scalar,
+    though a PMR repeats the same keys and values thousands of times. SafeLoader
+    has no path resolvers, so a scalar's tag depends on its text and style alone,
+    and a quoted scalar is always a string.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        assert not self.yaml_path_resolvers  # what makes the shortcuts below exact
+        self._plain_tags: dict[str, str] = {}
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> str:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        if not implicit[0]:
+            return _STR_TAG
+        tag = self._plain_tags.get(value)
+        if tag is None:
+            tag = self._plain_tags[value] = super().resolve(kind, value, implicit)
+        return tag
+
+
 _KIND_NAMES = {
     "list": "a list",
     "str": "a string",
@@ -57,12 +84,22 @@ def format_path(path: Path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += _key_text(part) if out else _first_key_text(part)
+            out += key_text(part) if out else _first_key_text(part)
     return out
 
 
+def extend_path(text: str, parts: Path) -> str:
+    """``format_path((*path, *parts))`` given ``text``, the rendering of ``path``."""
+    if not text:
+        return format_path(parts)
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else key_text(part)
+    return text
+
+
 @functools.lru_cache(maxsize=4096)  # a PMR uses few distinct keys, in every entry
-def _key_text(key: str) -> str:
+def key_text(key: str) -> str:
+    """How a key after the first is shown in a path: ``.name`` or ``["odd key"]``."""
     return f".{key}" if _PLAIN_KEY.fullmatch(key) else f"[{json.dumps(key)}]"
 
 
@@ -84,6 +121,9 @@ class ParsedYAML:
     def where(self, path: Path, *, key: bool = False) -> Location:
         """The closest known location for a path (walking up to a parent if needed)."""
         marks = self.key_marks if key else self.value_marks
+        mark = marks.get(path)  # nearly always there
+        if mark is not None:
+            return _mark(self.file, mark)
         probe = tuple(path)
         while probe:
             if probe in marks:
@@ -153,13 +193,7 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.visited += 1
         if self.visited > self.max_nodes:
-            raise _fail(
-                self.file,
-                f"document expands to more than {self.max_nodes} values "
-                "(YAML aliases used to inflate it?); simplify the anchors and aliases",
-                node.start_mark,
-                path,
-            )
+            raise self._too_many(node, path)
         self.result.value_marks[path] = node.start_mark
         if node.tag not in _PLAIN_TAGS:
             raise _fail(
@@ -172,10 +206,35 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._sequence(node, path)
         if node.tag == _STR_TAG:
             return node.value
         return self.scalars.construct_object(node, deep=True)
+
+    def _too_many(self, node: yaml.Node, path: Path) -> YAMLReadError:
+        return _fail(
+            self.file,
+            f"document expands to more than {self.max_nodes} values "
+            "(YAML aliases used to inflate it?); simplify the anchors and aliases",
+            node.start_mark,
+            path,
+        )
+
+    def _sequence(self, node: yaml.SequenceNode, path: Path) -> list[Any]:
+        out: list[Any] = []
+        value_marks = self.result.value_marks
+        for index, item in enumerate(node.value):
+            child = (*path, index)
+            if item.tag == _STR_TAG and type(item) is yaml.ScalarNode:
+                # Most values are plain strings: what build() does, without its call.
+                self.visited += 1
+                if self.visited > self.max_nodes:
+                    raise self._too_many(item, child)
+                value_marks[child] = item.start_mark
+                out.append(item.value)
+            else:
+                out.append(self.build(item, child))
+        return out
 
     def _pairs(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[yaml.Node, yaml.Node]]:
         """Key/value pairs with ``<<`` merge keys expanded; explicit keys win."""
@@ -201,20 +260,28 @@ class _Builder:
         yield from own
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
-        if any(key_node.tag == _MERGE_TAG for key_node, _ in node.value):
-            return self._merged_mapping(node, path)
-        # No merge keys (nearly every mapping): every key is explicit, in order.
         out: dict[str, Any] = {}
-        key_marks = self.result.key_marks
+        key_marks, value_marks = self.result.key_marks, self.result.value_marks
+        visited = self.visited
         for key_node, value_node in node.value:
-            if key_node.tag != _STR_TAG or not isinstance(key_node, yaml.ScalarNode):
+            if key_node.tag != _STR_TAG or type(key_node) is not yaml.ScalarNode:
+                if key_node.tag == _MERGE_TAG:  # rare: start again, expanding merges
+                    self.visited = visited
+                    return self._merged_mapping(node, path)
                 raise self._bad_key(key_node, path)
             key = key_node.value
             child = (*path, key)
             if key in out:
                 raise self._duplicate(key, key_marks[child], key_node, child)
             key_marks[child] = key_node.start_mark
-            out[key] = self.build(value_node, child)
+            if value_node.tag == _STR_TAG and type(value_node) is yaml.ScalarNode:
+                self.visited += 1
+                if self.visited > self.max_nodes:
+                    raise self._too_many(value_node, child)
+                value_marks[child] = value_node.start_mark
+                out[key] = value_node.value
+            else:
+                out[key] = self.build(value_node, child)
         return out
 
     def _bad_key(self, key_node: yaml.Node, path: Path) -> YAMLReadError:
@@ -307,7 +374,7 @@ def read_yaml(
             Problem(Location(file, line, column), "", "contains a NUL character; is it binary?")
         )
     try:
-        documents = list(yaml.compose_all(text, Loader=_COMPOSER))
+        documents = list(yaml.compose_all(text, Loader=_Composer))
     except yaml.YAMLError:
         # Errors are rare: re-read with the pure-Python parser, whose messages
         # are the same wherever the charm runs, libyaml or not.
