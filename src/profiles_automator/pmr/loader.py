@@ -42,11 +42,14 @@ from profiles_automator.pmr.yaml_reader import (
     DEFAULT_MAX_NODES,
     ParsedYAML,
     YAMLReadError,
+    extend_path,
     format_path,
+    key_text,
     read_yaml,
 )
 
 SUPPORTED_VERSIONS = (1,)
+_ROLES = {role.value: role for role in Role}  # a dict lookup; calling the Enum is slow
 YAML_SUFFIXES = (".yaml", ".yml")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -112,13 +115,14 @@ def read_paths(paths: Sequence[str | Path]) -> list[Document]:
     return documents
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """A located piece of one file, kept until the files are merged."""
 
     parsed: ParsedYAML
     path: tuple[str | int, ...]
     value: Any
+    text: str = ""  # format_path(path), when the creator already has it
 
     @property
     def location(self) -> Location:
@@ -128,7 +132,15 @@ class _Entry:
         return self.parsed.where((*self.path, *child), key=key)
 
     def name(self, *child: str | int) -> str:
-        return format_path((*self.path, *child))
+        if not self.text:
+            self.text = format_path(self.path)
+        if len(child) == 1 and isinstance(child[0], str):  # the common case, made cheap
+            return self.text + key_text(child[0])
+        return extend_path(self.text, child)
+
+    def item(self, key: str, index: int, value: Any) -> _Entry:
+        """The entry of ``value`` at ``key[index]`` under this one."""
+        return _Entry(self.parsed, (*self.path, key, index), value, self.name(key, index))
 
 
 class _Loader:
@@ -443,14 +455,14 @@ class _Loader:
 
     def _entries(self, entry: _Entry) -> list[_Entry]:
         own = [
-            _Entry(entry.parsed, (*entry.path, "contributors", i), c)
+            entry.item("contributors", i, c)
             for i, c in enumerate(entry.value.get("contributors") or [])
         ]
         if self.defaults is None:
             return own
         defaults = self.defaults
         return own + [
-            _Entry(defaults.parsed, ("defaults", "contributors", i), c)
+            defaults.item("contributors", i, c)
             for i, c in enumerate(defaults.value.get("contributors") or [])
         ]
 
@@ -461,7 +473,7 @@ class _Loader:
         origins: dict[str, list[Origin]] = {}
         grants: list[GroupGrant] = []
         for item in self._entries(entry):
-            role = Role(item.value["role"])
+            role = _ROLES[item.value["role"]]  # the schema allows only these
             group = item.value.get("group")
             if group in self.groups and "from" in self.groups[group].value:
                 grants.append(GroupGrant(group, role, Origin(item.location, item.name(), group)))
@@ -513,7 +525,8 @@ class _Loader:
         by_part: dict[str, str] = {}
         for user in roles:  # PMR order, so the later entry is the one reported
             origin = origins[user][0]
-            if len(binding_name(user, roles[user])) > MAX_OBJECT_NAME:
+            name = binding_name(user, roles[user].value)  # a str key hashes faster than an Enum
+            if len(name) > MAX_OBJECT_NAME:
                 self.error(
                     origin.location,
                     origin.path,
@@ -529,7 +542,7 @@ class _Loader:
                     origin.path,
                     f"{user!r} and {other!r} (at {origins[other][0].location}) in profile "
                     f"{entry.value['name']!r} get the same KFAM binding name "
-                    f"({binding_name(user, roles[user])}), so Kubeflow cannot tell them apart; "
+                    f"({name}), so Kubeflow cannot tell them apart; "
                     "keep only one spelling",
                 )
                 continue

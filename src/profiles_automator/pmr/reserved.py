@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
+import functools
+import re
+from collections.abc import Callable, Iterable
 
 # A contributor binding in any of these would hand out power over the platform itself.
 RESERVED_NAMESPACES = (
@@ -22,4 +24,10 @@ RESERVED_NAMESPACES = (
 
 def is_reserved(name: str, protected: Iterable[str] = ()) -> bool:
     """True for namespaces that must never become profiles."""
-    return any(fnmatch.fnmatchcase(name, p) for p in (*RESERVED_NAMESPACES, *protected) if p)
+    return _matcher((*RESERVED_NAMESPACES, *protected))(name) is not None
+
+
+@functools.lru_cache(maxsize=16)  # one per set of protected namespaces; called per profile
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """One regular expression for all the shell patterns, as ``fnmatchcase`` reads them."""
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns if p) or "(?!)").match
