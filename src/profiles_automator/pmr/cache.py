@@ -119,7 +119,7 @@ def cache_key(
 
 def _plain(value: Any) -> Any:
     """Msgspec's hook for the model's read-only mappings."""
-    if isinstance(value, Mapping):
+    if type(value) is MappingProxyType or isinstance(value, Mapping):  # the ABC check is slow
         return dict(value)
     raise NotImplementedError(f"cannot cache a {type(value).__name__}")
 
@@ -168,7 +168,7 @@ class ValidatedModelCache:
                 raise ValueError(f"unknown format {header.format!r}")
             if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
                 raise ValueError("the payload does not match its digest (truncated or altered)")
-            with no_gc_pauses():  # hundreds of thousands of acyclic objects
+            with no_gc_pauses(freeze_survivors=True):  # the model: acyclic, long-lived
                 return _refrozen(_decode_result(payload))
         except (ValueError, TypeError, KeyError, msgspec.DecodeError) as exc:
             log.warning("ignoring the validated-PMR cache %s: %s", self.path, exc)
@@ -218,5 +218,6 @@ def load_pmr_cached(
     if cached is not None:
         return cached, True
     result = load_pmr(documents, **options)
-    cache.write(key, result)
+    with no_gc_pauses():  # encoding allocates, and a full collection would walk the model
+        cache.write(key, result)
     return result, False

@@ -619,7 +619,7 @@ def load_pmr(
 
     Raises PMRInvalidError with every error found; nothing may be applied then.
     """
-    with no_gc_pauses():
+    with no_gc_pauses(freeze_survivors=True):
         return _load(documents, protected_namespaces, max_bytes, max_nodes)
 
 
