@@ -148,6 +148,12 @@ def _keywords(schema: dict[str, Any], handled: tuple[str, ...]) -> list[Check]:
     ]
 
 
+def _rest(schema: dict[str, Any], handled: tuple[str, ...]) -> Check | None:
+    """The keywords a typed check leaves to others, as one check (None when none are left)."""
+    checks = _keywords(schema, handled)
+    return _all_of(checks) if checks else None
+
+
 def _all_of(checks: list[Check]) -> Check:
     if len(checks) == 1:
         return checks[0]
@@ -182,7 +188,7 @@ def _object(schema: dict[str, Any]) -> Check:
     known = frozenset(props)
     required = frozenset(schema.get("required", ()))
     low, high = schema.get("minProperties", 0), schema.get("maxProperties")
-    rest = _keywords(schema, _OBJECT_KEYWORDS)
+    rest = _rest(schema, _OBJECT_KEYWORDS)
 
     def check_object(value: Any) -> bool:
         if type(value) is not dict:
@@ -197,10 +203,7 @@ def _object(schema: dict[str, Any]) -> Check:
             check = props.get(key, extra)
             if check is not None and not check(item):
                 return False
-        for check in rest:  # noqa: SIM110 - a plain loop is faster than all() here
-            if not check(value):
-                return False
-        return True
+        return rest is None or rest(value)
 
     return check_object
 
@@ -221,7 +224,7 @@ def _string(schema: dict[str, Any]) -> Check:
         choices = frozenset(e for e in schema.get("enum", [schema.get("const")]) if _is_str(e))
         if "enum" in schema and "const" in schema:
             choices &= {schema["const"]} if _is_str(schema["const"]) else set()
-    rest = _keywords(schema, _STRING_KEYWORDS)
+    rest = _rest(schema, _STRING_KEYWORDS)
 
     def check_string(value: Any) -> bool:
         if type(value) is not str:
@@ -232,10 +235,7 @@ def _string(schema: dict[str, Any]) -> Check:
             return False
         if choices is not None and value not in choices:
             return False
-        for check in rest:  # noqa: SIM110 - a plain loop is faster than all() here
-            if not check(value):
-                return False
-        return True
+        return rest is None or rest(value)
 
     return check_string
 
@@ -248,7 +248,7 @@ def _array(schema: dict[str, Any]) -> Check:
         raise _UnsupportedError("prefixItems")
     item = _compile(schema["items"]) if "items" in schema else None
     low = schema.get("minItems", 0)
-    rest = _keywords(schema, _ARRAY_KEYWORDS)
+    rest = _rest(schema, _ARRAY_KEYWORDS)
 
     def check_array(value: Any) -> bool:
         if type(value) is not list or len(value) < low:
@@ -257,10 +257,7 @@ def _array(schema: dict[str, Any]) -> Check:
             for element in value:
                 if not item(element):
                     return False
-        for check in rest:  # noqa: SIM110 - a plain loop is faster than all() here
-            if not check(value):
-                return False
-        return True
+        return rest is None or rest(value)
 
     return check_array
 
