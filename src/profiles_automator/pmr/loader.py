@@ -50,6 +50,7 @@ from profiles_automator.pmr.yaml_reader import (
 
 SUPPORTED_VERSIONS = (1,)
 _ROLES = {role.value: role for role in Role}  # a dict lookup; calling the Enum is slow
+_RANKS = {role.value: role.rank for role in Role}
 YAML_SUFFIXES = (".yaml", ".yml")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -470,16 +471,23 @@ class _Loader:
         self, entry: _Entry, owner: Owner
     ) -> tuple[tuple[Contributor, ...], tuple[GroupGrant, ...]]:
         roles: dict[str, Role] = {}
+        ranks: dict[str, int] = {}  # roles[user].rank, without hashing an Enum each time
         origins: dict[str, list[Origin]] = {}
         grants: list[GroupGrant] = []
         for item in self._entries(entry):
-            role = _ROLES[item.value["role"]]  # the schema allows only these
-            group = item.value.get("group")
-            if group in self.groups and "from" in self.groups[group].value:
-                grants.append(GroupGrant(group, role, Origin(item.location, item.name(), group)))
-            for user, origin in self.expand(item):
-                if user not in roles or role.rank > roles[user].rank:
-                    roles[user] = role
+            value = item.value
+            role, rank = _ROLES[value["role"]], _RANKS[value["role"]]  # the schema's roles
+            if "name" in value:  # nearly every entry: one user, located at the name
+                reached = [(value["name"], Origin(item.at("name"), item.name("name")))]
+            else:
+                group = value["group"]
+                if group in self.groups and "from" in self.groups[group].value:
+                    origin = Origin(item.location, item.name(), group)
+                    grants.append(GroupGrant(group, role, origin))
+                reached = self.expand(item)
+            for user, origin in reached:
+                if ranks.get(user, -1) < rank:
+                    roles[user], ranks[user] = role, rank
                 origins.setdefault(user, []).append(origin)
         if owner.kind == "User" and owner.name in roles:
             # Through a group this is normal (owners are often in their team's group);
@@ -500,8 +508,7 @@ class _Loader:
         return contributors, tuple(grants)
 
     def expand(self, item: _Entry) -> list[tuple[str, Origin]]:
-        if "name" in item.value:
-            return [(item.value["name"], Origin(item.at("name"), item.name("name")))]
+        """The members of a `{group, role}` entry's group, each with that entry as origin."""
         group = item.value["group"]
         if group not in self.groups:
             hint = difflib.get_close_matches(group, list(self.groups), n=1)
