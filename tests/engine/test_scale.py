@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from lightkube import Client
 
-from profiles_automator.sync.cluster import LIST_PAGE_SIZE
+from profiles_automator.sync.cluster import LIST_PAGE_SIZE, list_owner_policies
 from profiles_automator.sync.engine import SyncSettings, sync
+from profiles_automator.sync.kfam import OWNER_AUTHORIZATION_POLICY
+from profiles_automator.sync.state import OwnerPolicy
 from tests.engine.conftest import (
     OBSERVED,
     POLICY,
@@ -56,3 +58,29 @@ def test_large_cluster_paginates_and_noop_is_only_lists(
     assert list_pages(api, "authorizationpolicies") == 2
     assert api.count("list") == len(api.requests)
     assert {r.query.get("limit") for r in api.requests} == {str(LIST_PAGE_SIZE)}
+
+
+def test_owner_policies_are_listed_page_by_page_with_the_lists_version(
+    api: FakeKubeAPI, client: Client, settings: SyncSettings
+):
+    # Arrange: more policies than a page, of which one owner policy per namespace
+    sync(client, load(_big_pmr()), settings)
+    full = {
+        obj["metadata"]["namespace"]: OwnerPolicy.from_object(obj)
+        for obj in api.list(*POLICY)
+        if obj["metadata"]["name"] == OWNER_AUTHORIZATION_POLICY
+    }
+    api.clear_requests()
+
+    # Act
+    owners, version = list_owner_policies(client, settings.retry)
+
+    # Assert: what the full objects say, for every namespace, in one field-selected list
+    assert len(owners) == PROFILES
+    assert owners == full
+    assert owners["team-007"].owner == "owner7@example.com"
+    assert version == str(api.store.resource_version)
+    assert list_calls(api) == ["authorizationpolicies"]
+    assert {r.query.get("fieldSelector") for r in api.requests} == {
+        f"metadata.name={OWNER_AUTHORIZATION_POLICY}"
+    }

@@ -140,3 +140,48 @@ def test_an_empty_list_and_a_null_spec_decode():
     # Assert
     assert empty == []
     assert policy == {"metadata": {"name": "p", "namespace": "a"}, "spec": None}
+
+
+def _policy(namespace: str, user: str) -> dict:
+    return {
+        "metadata": {"name": f"user-{user}-clusterrole-edit", "namespace": namespace},
+        "spec": {
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"principals": ["cluster.local/ns/kubeflow/sa/ui"]}}],
+                    "when": [{"key": "request.headers[kubeflow-userid]", "values": [user]}],
+                }
+            ],
+        },
+    }
+
+
+def test_policies_of_different_users_decode_whole_and_share_their_common_parts():
+    # Arrange
+    decoder = CompactDecoder("AuthorizationPolicy")
+    raw = [_policy("team-a", "alice@example.com"), _policy("team-b", "bob@example.com")]
+
+    # Act
+    alice, bob = decoder.page(_page(raw))[0]
+
+    # Assert
+    assert [alice["spec"], bob["spec"]] == [r["spec"] for r in raw]
+    assert alice["spec"]["rules"][0]["from"] is bob["spec"]["rules"][0]["from"]
+    assert alice["spec"]["rules"][0]["when"] is not bob["spec"]["rules"][0]["when"]
+
+
+def test_the_decoder_keeps_the_lists_resource_version():
+    # Arrange
+    decoder = CompactDecoder("AuthorizationPolicy")
+    pages = {
+        None: _page([_policy("team-a", "alice@example.com")], token="next"),
+        "next": _page([_policy("team-b", "bob@example.com")]),
+    }
+
+    # Act
+    listed = [obj for page in iter_pages(pages.__getitem__, decoder) for obj in page]
+
+    # Assert
+    assert len(listed) == 2
+    assert decoder.resource_version == "7"

@@ -175,13 +175,24 @@ def _list(
     fields: dict[str, Any] | None = None,
 ) -> list[Obj]:
     """One paginated list, retried whole on a transient error, or a diagnosis."""
+    return _list_at_version(client, kind, retry, namespace, fields)[0]
 
-    def list_all() -> list[Obj]:
+
+def _list_at_version(
+    client: Client,
+    kind: str,
+    retry: RetryPolicy | None = None,
+    namespace: str | None = None,
+    fields: dict[str, Any] | None = None,
+) -> tuple[list[Obj], str]:
+    """``_list`` and the list's resourceVersion, where a watch picks up after it."""
+
+    def list_all() -> tuple[list[Obj], str]:
         objects: list[Obj] = []
         decoder = CompactDecoder(kind)
         for page in iter_pages(_page_fetcher(client, kind, namespace, fields), decoder):
             objects.extend(page)
-        return objects
+        return objects, decoder.resource_version
 
     try:
         return _with_retries(list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS)
@@ -219,24 +230,12 @@ def list_owner_policies(
     """Every namespace's owner policy (one field-selected list) and the list's resourceVersion.
 
     The resourceVersion is where a watch picks up, so nothing made in between is missed.
+    Decoded page by page into compact objects like the other lists: of each policy only
+    the spec and the annotations OwnerPolicy reads are kept.
     """
-
-    def list_all() -> tuple[list[Obj], str]:
-        items = client.list(
-            RESOURCES["AuthorizationPolicy"],
-            namespace=ALL_NS,
-            fields=_OWNER_POLICY_FIELDS,
-            chunk_size=500,
-        )
-        objs = [item if isinstance(item, dict) else item.to_dict() for item in items]
-        return objs, items.resourceVersion
-
-    try:
-        objs, version = _with_retries(
-            list_all, retry or RetryPolicy(), time.sleep, LIST_RETRYABLE_STATUS
-        )
-    except HTTP_ERRORS as exc:
-        raise diagnose("AuthorizationPolicy", "list", exc) from exc
+    objs, version = _list_at_version(
+        client, "AuthorizationPolicy", retry, namespace=ALL_NS, fields=_OWNER_POLICY_FIELDS
+    )
     found = {}
     for obj in objs:
         policy = OwnerPolicy.from_object(obj)
