@@ -5,6 +5,7 @@ Everything here is I/O through lightkube; every decision was made by the planner
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -12,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -510,13 +511,37 @@ def apply_changes(
             batch = [c for c in changes if c.phase == phase]
             batch, skipped = _hold_after_failures(batch, failures)
             failures.extend(skipped)
-            outcomes = pool.map(lambda c: (c, _attempt(client, c, retry, sleep, throttle)), batch)
+            outcomes = _bounded_map(
+                pool, lambda c: (c, _attempt(client, c, retry, sleep, throttle)), batch, workers
+            )
             for change, failure in outcomes:
                 if failure is None:
                     applied.append(change)
                 else:
                     failures.append(failure)
     return ApplyResult(tuple(applied), tuple(failures))
+
+
+def _bounded_map(
+    pool: ThreadPoolExecutor, call: Callable[[Any], T], items: Iterable[Any], workers: int
+) -> Iterator[T]:
+    """``pool.map`` (results in order) with only a few calls queued per worker.
+
+    ``pool.map`` submits a whole phase at once: at 10,000 profiles 200,000 futures,
+    each with its lock and condition, held until the phase ends.
+    """
+    window = 4 * max(1, workers)
+    queued: collections.deque[Future[T]] = collections.deque()
+    try:
+        for item in items:
+            queued.append(pool.submit(call, item))
+            if len(queued) >= window:
+                yield queued.popleft().result()
+        while queued:
+            yield queued.popleft().result()
+    finally:
+        for future in queued:
+            future.cancel()
 
 
 def _resets_owner(change: Change) -> bool:

@@ -5,9 +5,11 @@ Shared by the charm and the ``pmr`` command so both behave the same.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,6 +50,7 @@ from profiles_automator.sync.planner import (
     Plan,
     PlanOptions,
     is_ignored,
+    iter_pending,
     plan,
     plan_pending,
     stale_names,
@@ -308,7 +311,7 @@ class _LateGrants:
 
 def preflight(
     client: Client,
-    changes: list[Change] | tuple[Change, ...],
+    changes: Iterable[Change],
     settings: SyncSettings,
     *,
     watches: tuple[str, ...] = (),
@@ -320,18 +323,18 @@ def preflight(
 
 def _changes_to_check(
     the_plan: Plan, desired: DesiredState
-) -> tuple[list[Change], tuple[str, ...]]:
+) -> tuple[Iterable[Change], tuple[str, ...]]:
     """The plan, plus the grants of pending namespaces that may appear during this run.
 
     Those are written with the shape of owner policies not seen yet; any shape needs the
-    same permissions. Waiting for them takes a watch on owner policies.
+    same permissions. Waiting for them takes a watch on owner policies. The grants are
+    made one namespace at a time as the preflight reads them, never all at once.
     """
-    changes = list(the_plan.changes)
+    changes = the_plan.changes
     if not the_plan.pending or not any(c.kind in ("Profile", "Namespace") for c in changes):
         return changes, ()
     unseen = {name: OwnerPolicy("", PolicyShape()) for name in the_plan.pending}
-    changes.extend(plan_pending(desired, unseen))
-    return changes, ("AuthorizationPolicy",)
+    return itertools.chain(changes, iter_pending(desired, unseen)), ("AuthorizationPolicy",)
 
 
 def _apply(

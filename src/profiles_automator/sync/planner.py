@@ -7,7 +7,7 @@ never at history, so running it again after a partial apply finishes the job.
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -657,16 +657,26 @@ def plan_pending(
     so nothing of ours can be in them yet; ``bindings_done`` names namespaces
     whose RoleBindings the main plan already wrote.
     """
+    return sorted(iter_pending(desired, owners, bindings_done=bindings_done), key=_sort_key)
+
+
+def iter_pending(
+    desired: DesiredState,
+    owners: Mapping[str, OwnerPolicy],
+    *,
+    bindings_done: Iterable[str] = (),
+) -> Iterator[Change]:
+    """``plan_pending``'s changes one namespace at a time, unsorted.
+
+    For what only looks at each change once (the preflight's permissions): at 10,000
+    pending namespaces, 200,000 changes with their bodies never exist at once.
+    """
     want_rb, want_ap = _in_namespace(desired.role_bindings), _grants_in(desired.policy_grants)
     done = set(bindings_done)
-    changes: list[Change] = []
     for name, owner in owners.items():
         if name not in done:
-            changes.extend(plan_contributors(name, "RoleBinding", want_rb.get(name, {}), {}, ()))
+            yield from plan_contributors(name, "RoleBinding", want_rb.get(name, {}), {}, ())
         grants = want_ap.get(name, {})
-        changes.extend(
-            plan_contributors(
-                name, "AuthorizationPolicy", desired.policies_in(grants, owner), {}, ()
-            )
+        yield from plan_contributors(
+            name, "AuthorizationPolicy", desired.policies_in(grants, owner), {}, ()
         )
-    return sorted(changes, key=_sort_key)
