@@ -12,6 +12,7 @@ from profiles_automator.sync.kfam import (
     OWNER_ROLEBINDING,
     AccessPolicyOptions,
     PolicyShape,
+    SharedParts,
     profile_object,
     same_quota,
 )
@@ -360,6 +361,27 @@ def test_pending_namespaces_get_every_contributor_object_once_they_exist():
         ("create", "RoleBinding"),
         ("create", "AuthorizationPolicy"),
     }
+
+
+def test_pending_grants_made_with_shared_parts_are_the_same_writes_sharing_one_spec():
+    # Arrange: one user in two namespaces of the same policy shape
+    team = {"alice@example.com": "edit"}
+    want = desired(profile("team-a", contributors=team), profile("team-b", contributors=team))
+    owners = {
+        name: OwnerPolicy.from_object(owner_policy(name, "owner@example.com"))
+        for name in ("team-a", "team-b")
+    }
+
+    # Act
+    fresh = plan_pending(want, owners)  # type: ignore[arg-type]
+    shared = plan_pending(want, owners, parts=SharedParts())  # type: ignore[arg-type]
+
+    # Assert
+    assert shared == fresh
+    assert [c.body for c in shared] == [c.body for c in fresh]
+    specs = [c.body["spec"] for c in shared if c.kind == "AuthorizationPolicy" and c.body]
+    assert len(specs) == 2
+    assert specs[0] is specs[1]
 
 
 def test_profile_object_matches_the_kubeflow_profile_shape():

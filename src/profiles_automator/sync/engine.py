@@ -36,6 +36,7 @@ from profiles_automator.sync.cluster import (
 from profiles_automator.sync.kfam import (
     AccessPolicyOptions,
     PolicyShape,
+    SharedParts,
     owner_from_subject,
     personal_group_of,
 )
@@ -254,6 +255,8 @@ class _LateGrants:
         self.changes: list[Change] = []
         self.applied: list[Change] = []
         self.failures: list[Failure] = []
+        # Every grant written is kept (in the report): one spec per user and shape.
+        self.parts = SharedParts()
 
     def run(self, *, made: set[str]) -> None:
         """Wait only for what the controller has new work for: Profiles this run wrote."""
@@ -301,7 +304,9 @@ class _LateGrants:
     def _grant(self, owners: dict[str, OwnerPolicy]) -> None:
         if not owners:
             return
-        changes = plan_pending(self.desired, owners, bindings_done=self.bindings_done)
+        changes = plan_pending(
+            self.desired, owners, bindings_done=self.bindings_done, parts=self.parts
+        )
         result = _apply(self.client, changes, self.settings)
         self.changes.extend(changes)
         self.applied.extend(result.applied)

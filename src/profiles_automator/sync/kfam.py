@@ -235,9 +235,23 @@ def _user_subject(user: str) -> dict[str, str]:
 
 
 def authorization_policy(
-    namespace: str, user: str, role: Role, shape: PolicyShape
+    namespace: str, user: str, role: Role, shape: PolicyShape, parts: SharedParts | None = None
 ) -> dict[str, Any]:
-    """A contributor AuthorizationPolicy exactly as KFAM creates it (plus our label)."""
+    """A contributor AuthorizationPolicy exactly as KFAM creates it (plus our label).
+
+    With ``parts``, the spec (which depends only on the user and the namespace's policy
+    shape), labels and annotations are shared with every other policy made with them.
+    """
+    parts = parts or SharedParts()
+    return {
+        "apiVersion": AUTHORIZATION_POLICY_API_VERSION,
+        "kind": "AuthorizationPolicy",
+        "metadata": _metadata(binding_name(user, role), namespace, user, role, parts),
+        "spec": parts.get(("policy-spec", user, shape), lambda: _policy_spec(user, shape)),
+    }
+
+
+def _policy_spec(user: str, shape: PolicyShape) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "rules": [
             {
@@ -253,12 +267,7 @@ def authorization_policy(
     }
     if shape.target_refs:
         spec["targetRefs"] = shape.target_refs_json()
-    return {
-        "apiVersion": AUTHORIZATION_POLICY_API_VERSION,
-        "kind": "AuthorizationPolicy",
-        "metadata": _metadata(binding_name(user, role), namespace, user, role, SharedParts()),
-        "spec": spec,
-    }
+    return spec
 
 
 def personal_group_of(profile: dict[str, Any]) -> str | None:

@@ -54,7 +54,6 @@ KEPT_FIELDS: dict[str, KindFields] = {
 
 # An empty Raw stands for a field the object does not have (msgspec.Raw cannot be Optional).
 _ABSENT = msgspec.Raw()
-_UNSEEN = object()
 
 
 class _Metadata(msgspec.Struct):
@@ -100,7 +99,8 @@ class CompactDecoder:
 
     def __init__(self, kind: str) -> None:
         self.fields = KEPT_FIELDS[kind]
-        self._values: dict[bytes, Any] = {}  # digest of the JSON -> its decoded value
+        # digest of a JSON object or array -> its decoded value (scalars: _strings)
+        self._values: dict[bytes, Any] = {}
         self._maps: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self._strings: dict[str, str] = {}
         # The list's resourceVersion (every page of one list has the list's): where a watch
@@ -155,17 +155,16 @@ class CompactDecoder:
         ``from`` clauses and keys are one object each across the list, not one per policy.
         """
         text = bytes(raw)
+        if text[:1] not in (b"{", b"["):
+            value = _decode_scalar(text)
+            return self._string(value) if isinstance(value, str) else value
         key = _digest(text)
-        value = self._values.get(key, _UNSEEN)
-        if value is _UNSEEN:
+        value = self._values.get(key)
+        if value is None:
             if text[:1] == b"{":
                 value = {self._string(k): self._value(v) for k, v in _decode_object(text).items()}
-            elif text[:1] == b"[":
-                value = [self._value(v) for v in _decode_array(text)]
             else:
-                value = _decode_scalar(text)
-                if isinstance(value, str):
-                    value = self._string(value)
+                value = [self._value(v) for v in _decode_array(text)]
             self._values[key] = value
         return value
 

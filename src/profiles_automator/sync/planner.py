@@ -19,6 +19,7 @@ from profiles_automator.sync.kfam import (
     OWNER_AUTHORIZATION_POLICY,
     OWNER_OBJECT_NAMES,
     OWNER_ROLEBINDING,
+    SharedParts,
     kfam_identity,
     normalise_quota,
     owner_of_namespace,
@@ -650,14 +651,17 @@ def plan_pending(
     owners: Mapping[str, OwnerPolicy],
     *,
     bindings_done: Iterable[str] = (),
+    parts: SharedParts | None = None,
 ) -> list[Change]:
     """Contributor objects for namespaces the profile controller has just set up.
 
     They did not exist (or had no owner policy) when the cluster was observed,
     so nothing of ours can be in them yet; ``bindings_done`` names namespaces
-    whose RoleBindings the main plan already wrote.
+    whose RoleBindings the main plan already wrote. ``parts`` shares the policies'
+    specs and metadata across calls (see ``DesiredState.policies_in``).
     """
-    return sorted(iter_pending(desired, owners, bindings_done=bindings_done), key=_sort_key)
+    pending = iter_pending(desired, owners, bindings_done=bindings_done, parts=parts)
+    return sorted(pending, key=_sort_key)
 
 
 def iter_pending(
@@ -665,6 +669,7 @@ def iter_pending(
     owners: Mapping[str, OwnerPolicy],
     *,
     bindings_done: Iterable[str] = (),
+    parts: SharedParts | None = None,
 ) -> Iterator[Change]:
     """``plan_pending``'s changes one namespace at a time, unsorted.
 
@@ -678,5 +683,5 @@ def iter_pending(
             yield from plan_contributors(name, "RoleBinding", want_rb.get(name, {}), {}, ())
         grants = want_ap.get(name, {})
         yield from plan_contributors(
-            name, "AuthorizationPolicy", desired.policies_in(grants, owner), {}, ()
+            name, "AuthorizationPolicy", desired.policies_in(grants, owner, parts), {}, ()
         )

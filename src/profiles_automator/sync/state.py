@@ -43,9 +43,9 @@ class PolicyGrant:
     user: str
     role: Role
 
-    def body(self, shape: PolicyShape) -> Obj:
+    def body(self, shape: PolicyShape, parts: SharedParts | None = None) -> Obj:
         """The policy KFAM would write with that shape."""
-        return authorization_policy(self.namespace, self.user, self.role, shape)
+        return authorization_policy(self.namespace, self.user, self.role, shape, parts)
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,19 @@ class DesiredState:
     unknown_personal_groups: frozenset[str] = frozenset()
 
     def policies_in(
-        self, grants: Mapping[NamespacedKey, PolicyGrant], owner: OwnerPolicy
+        self,
+        grants: Mapping[NamespacedKey, PolicyGrant],
+        owner: OwnerPolicy,
+        parts: SharedParts | None = None,
     ) -> dict[NamespacedKey, Obj]:
-        """One namespace's contributor policies, shaped like its owner policy."""
+        """One namespace's contributor policies, shaped like its owner policy.
+
+        ``parts`` shares their specs and metadata with policies made before: for bodies
+        that are all kept (the late grants' writes). A plan compares and drops them
+        namespace by namespace, so it shares nothing that would outlive the namespace.
+        """
         shape = self.access.shape_for(owner.shape)
-        return {key: grant.body(shape) for key, grant in grants.items()}
+        return {key: grant.body(shape, parts) for key, grant in grants.items()}
 
 
 @dataclass(frozen=True)
