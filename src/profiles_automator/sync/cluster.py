@@ -522,15 +522,19 @@ def apply_changes(
     return ApplyResult(tuple(applied), tuple(failures))
 
 
+_QUEUED_PER_WORKER = 64
+
+
 def _bounded_map(
     pool: ThreadPoolExecutor, call: Callable[[Any], T], items: Iterable[Any], workers: int
 ) -> Iterator[T]:
-    """``pool.map`` (results in order) with only a few calls queued per worker.
+    """``pool.map`` (results in order) with at most ``_QUEUED_PER_WORKER`` calls per worker.
 
     ``pool.map`` submits a whole phase at once: at 10,000 profiles 200,000 futures,
-    each with its lock and condition, held until the phase ends.
+    each with its lock and condition, held until the phase ends. The window is wide
+    enough that one slow call at its head does not leave the workers idle.
     """
-    window = 4 * max(1, workers)
+    window = _QUEUED_PER_WORKER * max(1, workers)
     queued: collections.deque[Future[T]] = collections.deque()
     try:
         for item in items:
