@@ -5,14 +5,12 @@ At 10,000 profiles the four lists return over 200,000 objects, most of whose byt
 Each page is decoded by msgspec into structs that declare only the fields below,
 turned into small plain dicts shaped like the Kubernetes objects (so the planner reads
 ``obj["metadata"]["annotations"]`` as before), and dropped before the next page.
-Values that recur across objects (``roleRef``, subjects, policy specs, labels), and
-the equal parts of values that differ (one principals list for every policy), are
+Values that recur across objects (``roleRef``, subjects, policy specs, labels) are
 shared, which is safe because observed objects are read-only.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -84,14 +82,7 @@ class _Page(msgspec.Struct):
 
 
 _decode_page = msgspec.json.Decoder(_Page).decode
-_decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
-_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
-_decode_scalar = msgspec.json.decode
-
-
-def _digest(text: bytes) -> bytes:
-    """A 128-bit digest keys the shared values: a fraction of the JSON it stands for."""
-    return hashlib.blake2b(text, digest_size=16).digest()
+_decode_value = msgspec.json.decode
 
 
 class CompactDecoder:
@@ -99,7 +90,6 @@ class CompactDecoder:
 
     def __init__(self, kind: str) -> None:
         self.fields = KEPT_FIELDS[kind]
-        # digest of a JSON object or array -> its decoded value (scalars: _strings)
         self._values: dict[bytes, Any] = {}
         self._maps: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self._strings: dict[str, str] = {}
@@ -148,25 +138,11 @@ class CompactDecoder:
             shared = self._maps[key] = dict(key)
         return shared
 
-    def _value(self, raw: msgspec.Raw | bytes) -> Any:
-        """Decode one JSON value, sharing every equal sub-value, not just equal wholes.
-
-        Contributor policies differ only in their user's header value: their principals,
-        ``from`` clauses and keys are one object each across the list, not one per policy.
-        """
-        text = bytes(raw)
-        if text[:1] not in (b"{", b"["):
-            value = _decode_scalar(text)
-            return self._string(value) if isinstance(value, str) else value
-        key = _digest(text)
-        value = self._values.get(key)
-        if value is None:
-            if text[:1] == b"{":
-                value = {self._string(k): self._value(v) for k, v in _decode_object(text).items()}
-            else:
-                value = [self._value(v) for v in _decode_array(text)]
-            self._values[key] = value
-        return value
+    def _value(self, raw: msgspec.Raw) -> Any:
+        key = bytes(raw)
+        if key not in self._values:
+            self._values[key] = _decode_value(key)
+        return self._values[key]
 
 
 def iter_pages(
