@@ -36,6 +36,7 @@ from profiles_automator.pmr.membership import expand
 from profiles_automator.pmr.model import PMR
 from profiles_automator.pmr.problems import PMRInvalidError
 from profiles_automator.report import commit_status
+from profiles_automator.sources.errors import HostKeyError
 from profiles_automator.sources.fetch import (
     Credentials,
     FetchError,
@@ -46,9 +47,7 @@ from profiles_automator.sources.fetch import (
     UntrustedTLSError,
     fetch_pmr,
 )
-from profiles_automator.sources.git import prune_cache
 from profiles_automator.sources.github_app import GitHubApp, InstallationToken, installation_token
-from profiles_automator.sources.ssh import HostKeyError
 from profiles_automator.sync import engine
 from profiles_automator.sync.cluster import ClusterError
 from profiles_automator.sync.kfam import MANAGER_NAME
@@ -664,6 +663,9 @@ class KubeflowProfilesAutomatorCharm(ops.CharmBase):
         if not isinstance(source, GitSource):
             shutil.rmtree(path, ignore_errors=True)
             return None
+        # Imported here: dulwich and paramiko cost a hook that reads no git source ~20 MiB.
+        from profiles_automator.sources.git import prune_cache
+
         try:
             path.mkdir(mode=0o700, exist_ok=True)
             prune_cache(path, keep=source)

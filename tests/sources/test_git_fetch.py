@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from profiles_automator.sources import http_client
+from profiles_automator.sources.errors import HostKeyError
 from profiles_automator.sources.fetch import Credentials, FetchError, GitSource, fetch_pmr
 from profiles_automator.sources.git import GitReader
-from profiles_automator.sources.ssh import HostKeyError
 from tests.servers.git_http import GitHTTPServer
 from tests.servers.git_repo import BareRepo
 from tests.servers.sshd import SSHServer, generate_key

@@ -62,3 +62,13 @@ def exception_chain(exc: BaseException) -> Iterator[BaseException]:
             nested.append(reason)
         nested.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         pending.extend(nested)
+
+
+class HostKeyError(FetchError):
+    """The server's host key is not the one in known_hosts (or known_hosts has none for it)."""
+
+    def __init__(self, message: str, *, host: str, offered: str, expected: str | None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.offered = offered
+        self.expected = expected

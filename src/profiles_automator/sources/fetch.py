@@ -21,7 +21,6 @@ import requests
 
 from profiles_automator.sources.document import PMRDocument, check_document
 from profiles_automator.sources.errors import FetchError, RateLimitedError, UntrustedTLSError
-from profiles_automator.sources.git import GitReader
 from profiles_automator.sources.github import GitHubReader
 from profiles_automator.sources.http_cache import DirectoryCache, HTTPCache, MemoryCache
 from profiles_automator.sources.http_client import Credentials, HTTPClient
@@ -144,6 +143,9 @@ def _fetch_git(
         if cache_dir is None
         else contextlib.nullcontext(os.fspath(cache_dir))
     )
+    # Imported here: dulwich and paramiko cost every other source ~20 MiB of memory.
+    from profiles_automator.sources.git import GitReader
+
     with holder as directory:
         reader = GitReader(
             source,

@@ -17,16 +17,15 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import jwt
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from profiles_automator.sources.errors import FetchError
 from profiles_automator.sources.http_client import Credentials, HTTPClient, Reply
 from profiles_automator.sources.source import GitHubSource
+
+if TYPE_CHECKING:  # PyJWT and cryptography are imported when a key is used: ~10 MiB otherwise
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 JWT_BACKDATE_SECONDS = 60
 JWT_LIFETIME_SECONDS = 540  # GitHub refuses an `exp` more than 10 minutes after now
@@ -55,6 +54,9 @@ class GitHubApp:
 
     def signing_key(self) -> RSAPrivateKey:
         """The private key, loaded; ValueError unless it is an unencrypted RSA PEM key."""
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         text = self.private_key.strip()
         try:
             key = load_pem_private_key(text.encode(), password=None)
@@ -75,6 +77,8 @@ class GitHubApp:
             "exp": issued + JWT_BACKDATE_SECONDS + JWT_LIFETIME_SECONDS,
             "iss": self.app_id.strip(),
         }
+        import jwt
+
         return jwt.encode(claims, self.signing_key(), algorithm="RS256")
 
 

@@ -20,7 +20,7 @@ import paramiko
 from dulwich.client import SSHVendor
 from paramiko.hostkeys import HostKeyEntry
 
-from profiles_automator.sources.errors import FetchError
+from profiles_automator.sources.errors import FetchError, HostKeyError
 
 logger = logging.getLogger(__name__)
 
@@ -29,16 +29,6 @@ _KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
     paramiko.ECDSAKey,
     paramiko.RSAKey,
 )
-
-
-class HostKeyError(FetchError):
-    """The server's host key is not the one in known_hosts (or known_hosts has none for it)."""
-
-    def __init__(self, message: str, *, host: str, offered: str, expected: str | None) -> None:
-        super().__init__(message)
-        self.host = host
-        self.offered = offered
-        self.expected = expected
 
 
 @dataclass(frozen=True)
