@@ -272,3 +272,41 @@ def test_the_composer_tags_every_scalar_as_pyyaml_does(plain, styled):
 
     # Assert
     assert actual == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(
+            b"a: &x [*x]\n",
+            "f.yaml:1:4: a[0][0][0][0][0]: nested more than 32 levels deep",
+            id="list-holding-itself",
+        ),
+        pytest.param(
+            b"a: &a {b: {c: *a}}\n",
+            "f.yaml:1:11: a.b.c.b.c.b: nested more than 32 levels deep",
+            id="mapping-holding-itself",
+        ),
+        pytest.param(
+            b"x: " + b"[" * 40 + b"]" * 40 + b"\n",
+            "f.yaml:1:35: x[0][0][0][0][0]: nested more than 32 levels deep",
+            id="deep-lists",
+        ),
+        pytest.param(
+            b"a: &a {<<: *a}\n",
+            "f.yaml:1:4: a: '<<' merges a mapping into itself (through an alias)",
+            id="mapping-merging-itself",
+        ),
+        pytest.param(
+            b"x: " + b"[" * 2000 + b"]" * 2000 + b"\n",
+            "f.yaml:1:1003: invalid YAML: exceeded maximum nesting depth",
+            id="deeper-than-libyaml-reads",
+        ),
+    ],
+)
+def test_self_holding_anchors_and_deep_nesting_are_refused_with_a_location(content, expected):
+    # Act
+    message = read_error(content)
+
+    # Assert
+    assert message.startswith(expected)

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -21,6 +21,10 @@ from profiles_automator.pmr.problems import Location, Problem
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_NODES = 100_000
+# A PMR is a few levels deep (profiles[0].plugins[0].spec.x is five); deeper is an
+# anchor that contains itself or a mistake, and would exhaust Python's recursion.
+MAX_DEPTH = 32
+MAX_DEPTH_SHOWN = 6  # of such a path, the part an admin can find the mistake by
 
 Path = tuple[str | int, ...]
 
@@ -203,10 +207,18 @@ class _Builder:
                 node.start_mark,
                 path,
             )
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return self._sequence(node, path)
+        if isinstance(node, yaml.CollectionNode):
+            if len(path) >= MAX_DEPTH:
+                raise _fail(
+                    self.file,
+                    f"nested more than {MAX_DEPTH} levels deep (an anchor used inside itself?); "
+                    "the PMR needs only a few levels: remove the alias or flatten the value",
+                    node.start_mark,
+                    path[:MAX_DEPTH_SHOWN],
+                )
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            return self._sequence(cast(yaml.SequenceNode, node), path)
         if node.tag == _STR_TAG:
             return node.value
         return self.scalars.construct_object(node, deep=True)
@@ -236,8 +248,22 @@ class _Builder:
                 out.append(self.build(item, child))
         return out
 
-    def _pairs(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        """Key/value pairs with ``<<`` merge keys expanded; explicit keys win."""
+    def _pairs(
+        self, node: yaml.MappingNode, path: Path, merging: frozenset[int] = frozenset()
+    ) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+        """Key/value pairs with ``<<`` merge keys expanded; explicit keys win.
+
+        ``merging`` holds the mappings whose merges are being expanded, so that a mapping
+        merging itself (through an alias) is refused instead of recursing for ever.
+        """
+        if id(node) in merging:
+            raise _fail(
+                self.file,
+                "'<<' merges a mapping into itself (through an alias); merge another mapping",
+                node.start_mark,
+                path,
+            )
+        merging = merging | {id(node)}
         merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         own: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
@@ -251,7 +277,7 @@ class _Builder:
                             self.file, "'<<' must merge a mapping", source.start_mark, path
                         )
                     # The YAML merge spec: mappings earlier in the list win.
-                    for pair in self._pairs(source, path):
+                    for pair in self._pairs(source, path, merging):
                         merged.setdefault(pair[0].value, pair)
             else:
                 own.append((key_node, value_node))
@@ -336,21 +362,30 @@ class _Builder:
         return out
 
 
-def _syntax_error(file: str, text: str) -> YAMLReadError:
+def _syntax_error(file: str, text: str, first: yaml.YAMLError) -> YAMLReadError:
+    """The error as the pure-Python parser words it, or as libyaml did (``first``).
+
+    The pure-Python parser recurses once per nesting level; on input nested deeper
+    than Python's recursion limit (which libyaml refuses too) its words are not had.
+    """
     try:
         list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = exc.problem or exc.context or "invalid YAML"
-        if exc.context and exc.context_mark and exc.problem_mark:
-            opened = exc.context_mark
-            reason += (
-                f" ({exc.context} started at line {opened.line + 1}, column {opened.column + 1})"
-            )
-        return _fail(file, f"invalid YAML: {reason}", mark)
     except yaml.YAMLError as exc:
+        return _described(file, exc)
+    except RecursionError:
+        return _described(file, first)
+    return _described(file, first)
+
+
+def _described(file: str, exc: yaml.YAMLError) -> YAMLReadError:
+    if not isinstance(exc, yaml.MarkedYAMLError):
         return _fail(file, f"invalid YAML: {exc}")
-    return _fail(file, "invalid YAML")
+    mark = exc.problem_mark or exc.context_mark
+    reason = exc.problem or exc.context or "invalid YAML"
+    if exc.context and exc.context_mark and exc.problem_mark:
+        opened = exc.context_mark
+        reason += f" ({exc.context} started at line {opened.line + 1}, column {opened.column + 1})"
+    return _fail(file, f"invalid YAML: {reason}", mark)
 
 
 def _is_empty(node: yaml.Node) -> bool:
@@ -375,10 +410,10 @@ def read_yaml(
         )
     try:
         documents = list(yaml.compose_all(text, Loader=_Composer))
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
         # Errors are rare: re-read with the pure-Python parser, whose messages
         # are the same wherever the charm runs, libyaml or not.
-        raise _syntax_error(file, text) from None
+        raise _syntax_error(file, text, exc) from None
     documents = [d for d in documents if d is not None and not _is_empty(d)]
     if not documents:
         raise _fail(file, "file is empty; a PMR needs at least a `profiles:` list")
