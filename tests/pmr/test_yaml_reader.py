@@ -16,6 +16,7 @@ from profiles_automator.pmr.yaml_reader import (
     ParsedYAML,
     YAMLReadError,
     _Composer,
+    extend_path,
     format_path,
     read_yaml,
 )
@@ -310,3 +311,15 @@ def test_self_holding_anchors_and_deep_nesting_are_refused_with_a_location(conte
 
     # Assert
     assert message.startswith(expected)
+
+
+PATH_PARTS = st.lists(st.one_of(st.integers(0, 20), st.sampled_from(["name", "a b", "x.y", "-"])))
+
+
+@given(PATH_PARTS, PATH_PARTS)
+def test_a_path_extended_from_its_parents_text_reads_as_the_whole_path(parent, child):
+    # Act
+    extended = extend_path(format_path(tuple(parent)), tuple(child))
+
+    # Assert
+    assert extended == format_path((*parent, *child))

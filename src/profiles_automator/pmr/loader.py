@@ -135,7 +135,7 @@ class _Entry:
     def name(self, *child: str | int) -> str:
         if not self.text:
             self.text = format_path(self.path)
-        if len(child) == 1 and isinstance(child[0], str):  # the common case, made cheap
+        if self.text and len(child) == 1 and isinstance(child[0], str):  # the common case
             return self.text + key_text(child[0])
         return extend_path(self.text, child)
 
