@@ -240,23 +240,16 @@ def _string(schema: dict[str, Any]) -> Check:
     return check_string
 
 
-_ARRAY_KEYWORDS = ("type", "items", "minItems")
+_ARRAY_KEYWORDS = ("type", "minItems")  # `items` is the generic keyword's check
 
 
 def _array(schema: dict[str, Any]) -> Check:
-    if "prefixItems" in schema:
-        raise _UnsupportedError("prefixItems")
-    item = _compile(schema["items"]) if "items" in schema else None
     low = schema.get("minItems", 0)
     rest = _rest(schema, _ARRAY_KEYWORDS)
 
     def check_array(value: Any) -> bool:
         if type(value) is not list or len(value) < low:
             return False
-        if item is not None:
-            for element in value:
-                if not item(element):
-                    return False
         return rest is None or rest(value)
 
     return check_array
@@ -330,8 +323,7 @@ def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check:  # noqa: 
 
         return check_items
     if keyword == "allOf":
-        parts = [_compile(sub) for sub in arg]
-        return lambda v: all(part(v) for part in parts)
+        return _all_of([_compile(sub) for sub in arg])
     if keyword == "anyOf":  # monotone: a stricter branch passing means jsonschema's passes
         branches = [_compile(sub) for sub in arg]
         return lambda v: any(branch(v) for branch in branches)

@@ -373,7 +373,7 @@ def _syntax_error(file: str, text: str, first: yaml.YAMLError) -> YAMLReadError:
     except yaml.YAMLError as exc:
         return _described(file, exc)
     except RecursionError:
-        return _described(file, first)
+        pass  # nested deeper than Python recurses: keep libyaml's words
     return _described(file, first)
 
 
